@@ -1,0 +1,24 @@
+// fragmend/codec: Swift-compatible Reed-Solomon erasure coding in WebAssembly.
+// Runtime-neutral: nothing here imports node:* modules.
+export { ECDriver, MAX_FRAGMENTS, type ECDriverOptions } from './ec-driver.js';
+export { ReedSolomon, type ReedSolomonOptions, type Shards } from './reed-solomon.js';
+export { BACKENDS, EC_TYPES, backendName, type Backend, type ECType } from './backends.js';
+export {
+  ECError,
+  ECInvalidParameter,
+  ECBackendNotSupported,
+  ECBadHeader,
+  ECBadChecksum,
+  ECInsufficientFragments,
+  ECSingularMatrix,
+} from './errors.js';
+export {
+  HEADER_SIZE,
+  FRAGMENT_MAGIC,
+  DEFAULT_LIBEC_VERSION,
+  readHeader,
+  type FragmentMetadata,
+  type ChecksumType,
+} from './fragment.js';
+export { segmentInfo, blockSize, alignedDataSize, type SegmentInfo } from './segments.js';
+export { loadRuntime, createRuntime, simdSupported, type KernelPreference, type KernelKind, WasmRuntime } from './wasm.js';
