@@ -1,0 +1,14 @@
+// The `fragmend` command line. Each subsystem adds its command here.
+import yargs from 'yargs';
+import { codecCommand } from './codec.js';
+
+export async function main(args: string[]): Promise<void> {
+  let cli = yargs(args).scriptName('fragmend').strict().help().version(false);
+  cli = codecCommand(cli);
+  await cli
+    .demandCommand(1, 'name a command (see --help)')
+    .fail((msg, err) => {
+      throw err ?? new Error(msg);
+    })
+    .parseAsync();
+}
