@@ -2,7 +2,7 @@
 // Runtime-neutral: nothing here imports node:* modules.
 export { ECDriver, MAX_FRAGMENTS, type ECDriverOptions } from './ec-driver.js';
 export { ReedSolomon, type ReedSolomonOptions, type Shards } from './reed-solomon.js';
-export { BACKENDS, EC_TYPES, backendName, type Backend, type ECType } from './backends.js';
+export { BACKENDS, EC_TYPES, backendName, isECType, type Backend, type ECType } from './backends.js';
 export {
   ECError,
   ECInvalidParameter,
