@@ -1,0 +1,360 @@
+// Writing Swift v1 ring files, and a small deterministic builder to make them.
+//
+// The builder is not swift-ring-builder's rebalance; it makes a fresh placement that Swift's
+// Ring reads like any other: every partition's replicas on distinct devices, spread over
+// regions, zones and ips in proportion to their weight, and each device's share of
+// partition-replicas proportional to its weight.
+import { randomBytes } from 'node:crypto';
+import { open, rename, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { RingError } from './errors.js';
+import { checkRingData, RING_MAGIC, type Device, type RingData } from './ring.js';
+
+/** Swift's builder reserves 0xFFFF (NONE_DEV) for "unassigned", so device ids stay below it. */
+export const MAX_DEVICE_ID = 0xfffe;
+/** The table is held in memory as parts × replicas uint16 and placed in O(parts × replicas × devices). */
+export const MAX_BUILD_PART_POWER = 26;
+
+export interface DeviceSpec {
+  /** Defaults to the lowest free id, as swift-ring-builder's add_dev picks it. */
+  id?: number;
+  region?: number;
+  zone: number;
+  ip: string;
+  port: number;
+  replication_ip?: string;
+  replication_port?: number;
+  device: string;
+  /** Relative share of partitions; 0 keeps the device in the ring with nothing on it. */
+  weight: number;
+  meta?: string;
+}
+
+export interface RingSpec {
+  partPower: number;
+  /** May be fractional (e.g. 2.5): the last replica row then covers only part of the partitions. */
+  replicas: number;
+  devices: DeviceSpec[];
+  /** Same seed and inputs, same ring. */
+  seed?: number;
+  version?: number;
+  nextPartPower?: number | null;
+}
+
+export interface WriteOptions {
+  /** Byte order of the assignment table; Swift writes its host's, and reads either. */
+  byteorder?: 'little' | 'big';
+}
+
+// ------------------------------------------------------------------ serialisation
+
+/** Python's repr(float), which json.dumps uses: shortest round-trip digits, exponent outside 1e-4..1e16. */
+function pyFloat(x: number): string {
+  if (Number.isNaN(x)) return 'NaN';
+  if (!Number.isFinite(x)) return x > 0 ? 'Infinity' : '-Infinity';
+  if (x === 0) return Object.is(x, -0) ? '-0.0' : '0.0';
+  const [mant, expStr] = x.toExponential().split('e') as [string, string];
+  const exp = Number(expStr);
+  const neg = mant.startsWith('-');
+  const digits = mant.replace('-', '').replace('.', '');
+  let out: string;
+  if (exp >= -4 && exp < 16) {
+    if (exp >= 0) {
+      const whole = digits.slice(0, exp + 1).padEnd(exp + 1, '0');
+      const frac = digits.slice(exp + 1);
+      out = `${whole}.${frac || '0'}`;
+    } else {
+      out = `0.${'0'.repeat(-exp - 1)}${digits}`;
+    }
+  } else {
+    const m = digits.length > 1 ? `${digits[0]}.${digits.slice(1)}` : digits;
+    out = `${m}e${exp < 0 ? '-' : '+'}${String(Math.abs(exp)).padStart(2, '0')}`;
+  }
+  return neg ? `-${out}` : out;
+}
+
+/** A string as json.dumps(ensure_ascii=True) writes it. */
+function pyString(s: string): string {
+  let out = '"';
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 0x22) out += '\\"';
+    else if (c === 0x5c) out += '\\\\';
+    else if (c === 0x0a) out += '\\n';
+    else if (c === 0x0d) out += '\\r';
+    else if (c === 0x09) out += '\\t';
+    else if (c === 0x08) out += '\\b';
+    else if (c === 0x0c) out += '\\f';
+    else if (c < 0x20 || c > 0x7e) out += `\\u${c.toString(16).padStart(4, '0')}`;
+    else out += s[i];
+  }
+  return out + '"';
+}
+
+/**
+ * json.dumps(value, sort_keys=True, ensure_ascii=True), so a ring written here has the same
+ * bytes as Swift's for the same data. Swift's builder stores weights as floats (1.0, not 1).
+ */
+function pyJson(value: unknown, key?: string): string {
+  if (value === null || value === undefined) return 'null';
+  if (typeof value === 'boolean') return value ? 'true' : 'false';
+  if (typeof value === 'number') return key === 'weight' || !Number.isInteger(value) ? pyFloat(value) : String(value);
+  if (typeof value === 'string') return pyString(value);
+  if (Array.isArray(value)) return `[${value.map((v) => pyJson(v)).join(', ')}]`;
+  if (typeof value === 'object') {
+    const obj = value as Record<string, unknown>;
+    const keys = Object.keys(obj)
+      .filter((k) => obj[k] !== undefined)
+      .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${keys.map((k) => `${pyString(k)}: ${pyJson(obj[k], k)}`).join(', ')}}`;
+  }
+  throw new RingError(`cannot serialise a ${typeof value} in ring metadata`);
+}
+
+/** The uncompressed bytes of a v1 ring file, laid out as Swift's RingData.serialize_v1. */
+export function serializeRing(data: RingData, opts: WriteOptions = {}): Uint8Array {
+  checkRingData(data);
+  const byteorder = opts.byteorder ?? 'little';
+  const meta: Record<string, unknown> = {
+    devs: data.devs,
+    part_shift: data.partShift,
+    replica_count: data.replica2part2dev.length,
+    byteorder,
+  };
+  if (data.version != null) meta.version = data.version;
+  if (data.nextPartPower != null) meta.next_part_power = data.nextPartPower;
+  const json = Buffer.from(pyJson(meta), 'latin1');
+  const tableBytes = data.replica2part2dev.reduce((n, row) => n + row.length * 2, 0);
+  const out = new Uint8Array(10 + json.length + tableBytes);
+  const view = new DataView(out.buffer);
+  out.set(Buffer.from(RING_MAGIC, 'latin1'), 0);
+  view.setUint16(4, 1);
+  view.setUint32(6, json.length);
+  out.set(json, 10);
+  let off = 10 + json.length;
+  const little = byteorder === 'little';
+  for (const row of data.replica2part2dev) {
+    for (let i = 0; i < row.length; i++, off += 2) view.setUint16(off, row[i]!, little);
+  }
+  return out;
+}
+
+/** A gzip-compressed v1 ring file. */
+export function encodeRing(data: RingData, opts: WriteOptions = {}): Uint8Array {
+  return new Uint8Array(gzipSync(serializeRing(data, opts), { level: 9 }));
+}
+
+/**
+ * Writes a ring file atomically (temporary file in the same directory, fsync, rename), so a
+ * Swift or fragmend process polling the mtime never reads half a ring.
+ */
+export async function writeRing(path: string, data: RingData, opts: WriteOptions = {}): Promise<void> {
+  const bytes = encodeRing(data, opts);
+  const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+  const fh = await open(tmp, 'wx', 0o644);
+  try {
+    await fh.writeFile(bytes);
+    await fh.sync();
+  } catch (err) {
+    await fh.close();
+    await unlink(tmp).catch(() => undefined);
+    throw err;
+  }
+  await fh.close();
+  try {
+    await rename(tmp, path);
+  } catch (err) {
+    await unlink(tmp).catch(() => undefined);
+    throw err;
+  }
+}
+
+// ------------------------------------------------------------------ placement
+
+/** mulberry32: small, seedable, and the same sequence on every platform. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v);
+
+function normalizeSpecs(specs: DeviceSpec[]): Array<Device | null> {
+  const devs: Array<Device | null> = [];
+  const taken = new Set<number>();
+  for (const s of specs) if (s.id !== undefined) taken.add(s.id);
+  let nextFree = 0;
+  for (const [n, s] of specs.entries()) {
+    let id = s.id;
+    if (id === undefined) {
+      while (taken.has(nextFree)) nextFree++;
+      id = nextFree;
+      taken.add(id);
+    }
+    const where = `device ${n} (id ${id})`;
+    if (!isInt(id) || id < 0 || id > MAX_DEVICE_ID) throw new RingError(`${where}: id must be an integer in 0..${MAX_DEVICE_ID}`);
+    if (devs[id]) throw new RingError(`${where}: duplicate device id`);
+    const region = s.region ?? 1;
+    if (!isInt(region) || !isInt(s.zone)) throw new RingError(`${where}: region and zone must be integers`);
+    if (typeof s.ip !== 'string' || s.ip === '') throw new RingError(`${where}: ip is required`);
+    if (!isInt(s.port) || s.port < 0 || s.port > 65535) throw new RingError(`${where}: bad port`);
+    if (typeof s.device !== 'string' || s.device === '') throw new RingError(`${where}: device name is required`);
+    if (typeof s.weight !== 'number' || !Number.isFinite(s.weight) || s.weight < 0) {
+      throw new RingError(`${where}: weight must be a finite number >= 0`);
+    }
+    const replicationPort = s.replication_port ?? s.port;
+    if (!isInt(replicationPort) || replicationPort < 0 || replicationPort > 65535) {
+      throw new RingError(`${where}: bad replication_port`);
+    }
+    while (devs.length <= id) devs.push(null);
+    devs[id] = {
+      id,
+      region,
+      zone: s.zone,
+      ip: s.ip,
+      port: s.port,
+      replication_ip: s.replication_ip ?? s.ip,
+      replication_port: replicationPort,
+      device: s.device,
+      weight: s.weight,
+      meta: s.meta ?? '',
+    };
+  }
+  return devs;
+}
+
+/** Replica-row lengths: whole rows of every partition, then Swift's int(parts * fraction). */
+export function rowLengths(parts: number, replicas: number): number[] {
+  const whole = Math.floor(replicas);
+  const lengths = new Array<number>(whole).fill(parts);
+  const partial = replicas - whole;
+  if (partial > 0) lengths.push(Math.trunc(parts * partial));
+  return lengths;
+}
+
+/**
+ * Places every partition's replicas. Per partition, replicas are chosen one at a time: first
+ * any device that keeps the partition within each tier's share (a tier holding a fraction w
+ * of the weight may take at most ceil(R * w) of its R replicas), then the device furthest
+ * below its weighted target; exact ties go to a seeded shuffle. Replicas are then shuffled
+ * across rows so each device holds a mix of replica (fragment) indexes.
+ */
+export function buildRing(spec: RingSpec): RingData {
+  const { partPower, replicas } = spec;
+  if (!isInt(partPower) || partPower < 0 || partPower > MAX_BUILD_PART_POWER) {
+    throw new RingError(`part power must be an integer in 0..${MAX_BUILD_PART_POWER}`);
+  }
+  if (typeof replicas !== 'number' || !Number.isFinite(replicas) || replicas < 1) {
+    throw new RingError('replicas must be a number >= 1');
+  }
+  const devs = normalizeSpecs(spec.devices);
+  const parts = 2 ** partPower;
+  const lengths = rowLengths(parts, replicas);
+  const maxPerPart = lengths.filter((l) => l > 0).length;
+
+  const weighted = devs.filter((d): d is Device => d !== null && (d.weight ?? 0) > 0);
+  if (weighted.length < maxPerPart) {
+    throw new RingError(
+      `${replicas} replicas need at least ${maxPerPart} devices with weight > 0; there are ${weighted.length}`,
+    );
+  }
+  const D = weighted.length;
+  const totalWeight = weighted.reduce((w, d) => w + d.weight!, 0);
+  const totalSlots = lengths.reduce((a, b) => a + b, 0);
+
+  // Tiers: region, (region, zone), (region, zone, ip), interned to small integers.
+  const tierIndex = [new Map<string, number>(), new Map<string, number>(), new Map<string, number>()];
+  const tierOf = [new Int32Array(D), new Int32Array(D), new Int32Array(D)] as const;
+  const tierWeight: number[][] = [[], [], []];
+  weighted.forEach((d, i) => {
+    const keys = [`${d.region}`, `${d.region}:${d.zone}`, `${d.region}:${d.zone}:${d.ip}`];
+    keys.forEach((key, level) => {
+      const map = tierIndex[level]!;
+      let t = map.get(key);
+      if (t === undefined) {
+        map.set(key, (t = map.size));
+        tierWeight[level]!.push(0);
+      }
+      tierOf[level]![i] = t;
+      tierWeight[level]![t]! += d.weight!;
+    });
+  });
+  // Largest number of one partition's replicas each tier may hold, for R replicas.
+  const capsFor = (r: number): Int32Array[] =>
+    tierWeight.map((ws) => Int32Array.from(ws, (w) => Math.max(1, Math.ceil((r * w) / totalWeight - 1e-9))));
+  const capsByCount = new Map<number, Int32Array[]>();
+
+  const target = Float64Array.from(weighted, (d) => (totalSlots * d.weight!) / totalWeight);
+  const assigned = new Float64Array(D);
+  const rows = lengths.map((l) => new Uint16Array(l));
+  const random = prng(spec.seed ?? 1);
+  const order = Int32Array.from({ length: D }, (_, i) => i);
+  const counts = [new Int32Array(tierWeight[0]!.length), new Int32Array(tierWeight[1]!.length), new Int32Array(tierWeight[2]!.length)];
+  const usedHere = new Uint8Array(D);
+  const chosen: number[] = [];
+
+  for (let part = 0; part < parts; part++) {
+    let r = 0;
+    while (r < lengths.length && part < lengths[r]!) r++;
+    let caps = capsByCount.get(r);
+    if (!caps) capsByCount.set(r, (caps = capsFor(r)));
+    for (let i = D - 1; i > 0; i--) {
+      const j = Math.floor(random() * (i + 1));
+      const t = order[i]!;
+      order[i] = order[j]!;
+      order[j] = t;
+    }
+    chosen.length = 0;
+    for (let k = 0; k < r; k++) {
+      let best = -1;
+      let bestOver = 0;
+      let bestFill = Infinity;
+      for (let n = 0; n < D; n++) {
+        const d = order[n]!;
+        if (usedHere[d]) continue;
+        // Overflow flags, region bit highest: dispersion across regions matters most.
+        let over = 0;
+        for (let level = 0; level < 3; level++) {
+          const t = tierOf[level]![d]!;
+          if (counts[level]![t]! + 1 > caps[level]![t]!) over |= 4 >> level;
+        }
+        const fill = (assigned[d]! + 1) / target[d]!;
+        if (best < 0 || over < bestOver || (over === bestOver && fill < bestFill)) {
+          best = d;
+          bestOver = over;
+          bestFill = fill;
+        }
+      }
+      usedHere[best] = 1;
+      assigned[best]! += 1;
+      for (let level = 0; level < 3; level++) counts[level]![tierOf[level]![best]!]! += 1;
+      chosen.push(best);
+    }
+    for (let i = chosen.length - 1; i > 0; i--) {
+      const j = Math.floor(random() * (i + 1));
+      const t = chosen[i]!;
+      chosen[i] = chosen[j]!;
+      chosen[j] = t;
+    }
+    chosen.forEach((d, k) => {
+      rows[k]![part] = weighted[d]!.id;
+      usedHere[d] = 0;
+      for (let level = 0; level < 3; level++) counts[level]![tierOf[level]![d]!]! -= 1;
+    });
+  }
+
+  return {
+    devs,
+    replica2part2dev: rows,
+    partShift: 32 - partPower,
+    version: spec.version ?? 1,
+    nextPartPower: spec.nextPartPower ?? null,
+  };
+}
