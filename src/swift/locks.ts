@@ -1,0 +1,89 @@
+// Swift's lock_path: an exclusive flock(2) on <dir>/.lock (or .lock-<name>), retried until a
+// timeout. flock, not fcntl or OFD locks, because that is what Swift's object server, replicator
+// and reconstructor take: a Swift process on the same disk must see our locks and we theirs.
+import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+interface FsExt {
+  flockSync(fd: number, flags: 'ex' | 'exnb' | 'sh' | 'shnb' | 'un'): void;
+}
+const fsExt = createRequire(import.meta.url)('fs-ext') as FsExt;
+
+export const DEFAULT_LOCK_TIMEOUT = 10;
+
+export class LockTimeout extends Error {
+  constructor(
+    readonly timeout: number,
+    readonly path: string,
+  ) {
+    super(`${timeout} seconds: ${path}`);
+    this.name = 'LockTimeout';
+  }
+}
+
+function tryLock(fd: number): boolean {
+  try {
+    fsExt.flockSync(fd, 'exnb');
+    return true;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EAGAIN' || code === 'EWOULDBLOCK') return false;
+    throw e;
+  }
+}
+
+export interface LockOptions {
+  /** Seconds before LockTimeout; Swift's default is 10. */
+  timeout?: number;
+  /** Distinguishes kinds of lock in one directory (.lock-<name>), e.g. 'replication'. */
+  name?: string;
+  /** Up to this many holders at once (.lock, .lock.1, ...), as Swift's replication lock. */
+  limit?: number;
+}
+
+/** Takes the lock and returns its release function. */
+export async function acquireLock(directory: string, opts: LockOptions = {}): Promise<() => void> {
+  const timeout = opts.timeout ?? DEFAULT_LOCK_TIMEOUT;
+  const limit = opts.limit ?? 1;
+  if (!Number.isInteger(limit) || limit < 1) throw new RangeError('limit must be greater than or equal to 1');
+  mkdirSync(directory, { recursive: true });
+  const base = `${directory}/.lock${opts.name ? `-${opts.name}` : ''}`;
+  const fds = Array.from({ length: limit }, (_, i) => openSync(i === 0 ? base : `${base}.${i}`, 'a'));
+  const closeAll = () => fds.forEach((fd) => closeSync(fd));
+  // Swift polls every 10 ms, then every 1% of the timeout once 1% of it has passed.
+  let pause = 10;
+  const slower = Math.max(timeout * 10, pause);
+  const slowdownAt = timeout * 10;
+  const started = Date.now();
+  try {
+    for (;;) {
+      const held = fds.find((fd) => tryLock(fd));
+      if (held !== undefined) {
+        let released = false;
+        return () => {
+          if (released) return;
+          released = true;
+          closeAll();
+        };
+      }
+      const waited = Date.now() - started;
+      if (waited >= timeout * 1000) throw new LockTimeout(timeout, base);
+      if (waited > slowdownAt) pause = slower;
+      await sleep(Math.min(pause, timeout * 1000 - waited + 1));
+    }
+  } catch (e) {
+    closeAll();
+    throw e;
+  }
+}
+
+/** Runs fn under the lock of a directory. */
+export async function withLock<T>(directory: string, fn: () => Promise<T> | T, opts: LockOptions = {}): Promise<T> {
+  const release = await acquireLock(directory, opts);
+  try {
+    return await fn();
+  } finally {
+    release();
+  }
+}
