@@ -1,0 +1,221 @@
+// Rebuilding one fragment archive from its peers, as Swift's reconstruct_fa does: GET the
+// object's archive from every other primary at once (with fragment preferences for the local
+// timestamp), bucket the answers by data timestamp and EC etag, and as soon as one bucket holds
+// k useful fragments, stream them segment by segment through the codec. Memory stays near
+// (k + 1) fragments whatever the object size; the other responses are abandoned.
+import type { Logger } from 'pino';
+import type { Dispatcher } from 'undici';
+import type { ECDriver } from '../codec/index.js';
+import { DiskFileError } from '../swift/ondisk.js';
+import type { Metadata } from '../swift/metadata.js';
+import type { StoragePolicy } from '../swift/policies.js';
+import { Timestamp } from '../swift/timestamp.js';
+import { backendPath, type PeerPools } from './peers.js';
+import type { ArchiveSource } from './ssync-sender.js';
+
+export interface FragmentNode {
+  id: number;
+  replication_ip: string;
+  replication_port: number;
+  device: string;
+  index?: number;
+}
+
+export interface RebuildRequest {
+  policy: StoragePolicy;
+  ec: ECDriver;
+  partition: number | string;
+  /** The object's name, /account/container/object. */
+  name: string;
+  /** Metadata of the local fragment archive (the rebuilt one takes it, with its own index). */
+  localMetadata: Metadata;
+  /** Fragment index to rebuild. */
+  targetIndex: number;
+  /** The nodes to ask (the other primaries). */
+  nodes: FragmentNode[];
+  /** Seconds allowed for each segment's reads once streaming. */
+  nodeTimeout: number;
+  logger?: Logger;
+}
+
+/** Why a rebuild could not start: the reconstructor counts failures by cause. */
+export class RebuildFailed extends DiskFileError {
+  constructor(
+    message: string,
+    readonly reason: 'insufficient' | 'mixed-etag' | 'errors',
+  ) {
+    super(message);
+  }
+}
+
+interface Bucket {
+  etag: string | null;
+  durable: boolean;
+  responses: number;
+  useful: Map<number, Dispatcher.ResponseData>;
+}
+
+export async function rebuildFragmentArchive(pools: PeerPools, req: RebuildRequest): Promise<ArchiveSource> {
+  const { policy, ec, targetIndex, logger } = req;
+  const ndata = policy.ec!.ndata;
+  const localTs = new Timestamp(req.localMetadata['X-Timestamp']!);
+  const headers = {
+    'X-Backend-Storage-Policy-Index': String(policy.index),
+    'X-Backend-Replication': 'True',
+    'X-Backend-Fragment-Preferences': JSON.stringify([{ timestamp: localTs.internal, exclude: [] }]),
+    'User-Agent': `obj-reconstructor ${process.pid}`,
+  };
+  const buckets = new Map<string, Bucket>();
+  const errors = new Map<string, number>();
+  let mixedEtag = false;
+  const abort = new AbortController();
+  const all: Array<Promise<unknown>> = [];
+  let winner: Bucket | null = null;
+
+  const done = new Promise<void>((resolve) => {
+    let pending = req.nodes.length;
+    if (!pending) resolve();
+    for (const node of req.nodes) {
+      const p = pools
+        .get(node.replication_ip, node.replication_port)
+        .request({ method: 'GET', path: backendPath(node.device, req.partition, req.name), headers, signal: abort.signal })
+        .then((res) => {
+          const where = `${node.replication_ip}:${node.replication_port}/${node.device}/${req.partition}${req.name}`;
+          const note = (status: string) => errors.set(status, (errors.get(status) ?? 0) + 1);
+          if (winner) return void res.body.destroy();
+          if (res.statusCode !== 200) {
+            if (res.statusCode !== 404) logger?.warn(`Invalid response ${res.statusCode} from ${where} policy#${policy.index}`);
+            note(String(res.statusCode));
+            return void res.body.destroy();
+          }
+          const h = (k: string) => {
+            const v = res.headers[k.toLowerCase()];
+            return Array.isArray(v) ? v[0] : v;
+          };
+          const fi = Number(h('X-Object-Sysmeta-Ec-Frag-Index'));
+          const ts = h('X-Backend-Data-Timestamp') ?? h('X-Backend-Timestamp');
+          const etag = h('X-Object-Sysmeta-Ec-Etag');
+          if (!Number.isInteger(fi) || !ts || !etag) {
+            logger?.warn(`Invalid resp from ${where} (missing frag index, timestamp or Etag)`);
+            note('unknown');
+            return void res.body.destroy();
+          }
+          const key = new Timestamp(ts).internal;
+          let bucket = buckets.get(key);
+          if (!bucket) buckets.set(key, (bucket = { etag: null, durable: false, responses: 0, useful: new Map() }));
+          bucket.responses++;
+          if (bucket.etag === null) bucket.etag = etag;
+          else if (bucket.etag !== etag) {
+            mixedEtag = true;
+            logger?.error(`Mixed Etag (${etag}, ${bucket.etag}) for ${where} frag#${targetIndex}`);
+            return void res.body.destroy();
+          }
+          const durable = h('X-Backend-Durable-Timestamp');
+          if (durable) {
+            const dk = new Timestamp(durable).internal;
+            if (!buckets.has(dk)) buckets.set(dk, { etag: null, durable: true, responses: 0, useful: new Map() });
+            buckets.get(dk)!.durable = true;
+          }
+          if (fi === targetIndex || bucket.useful.has(fi)) return void res.body.destroy();
+          bucket.useful.set(fi, res);
+          if (bucket.useful.size >= ndata) winner = bucket;
+          return res;
+        })
+        .catch((e: Error) => {
+          if (!abort.signal.aborted) {
+            logger?.warn(`Trying to GET ${node.replication_ip}:${node.replication_port}/${node.device}/${req.partition}${req.name}: ${e.message}`);
+            errors.set('unknown', (errors.get('unknown') ?? 0) + 1);
+          }
+          return null;
+        })
+        .finally(() => {
+          if (--pending === 0 || winner) resolve();
+        });
+      all.push(p);
+    }
+  });
+  await done;
+
+  if (!winner) {
+    abort.abort();
+    for (const b of buckets.values()) for (const r of b.useful.values()) r.body.destroy();
+    const lines: string[] = [];
+    for (const [ts, b] of [...buckets].sort(([a], [c]) => (a < c ? -1 : 1))) {
+      if (!b.responses) continue;
+      lines.push(
+        `Unable to get enough responses (${b.useful.size}/${ndata} from ${b.responses} ok responses) to reconstruct ${b.durable ? 'durable' : 'non-durable'} ${req.name} frag#${targetIndex} with ETag ${b.etag} and timestamp ${ts}`,
+      );
+    }
+    if (errors.size) {
+      lines.push(
+        `Unable to get enough responses (${[...errors].sort().map(([s, n]) => `${n} x ${s}`).join(', ')} error responses) to reconstruct ${buckets.get(localTs.internal)?.durable ? 'durable' : 'non-durable'} ${req.name} frag#${targetIndex}`,
+      );
+    }
+    for (const l of lines) logger?.error(l);
+    throw new RebuildFailed(lines.join('; ') || `Unable to reconstruct EC archive ${req.name} frag#${targetIndex}`, mixedEtag ? 'mixed-etag' : buckets.size ? 'insufficient' : 'errors');
+  }
+  // Responses that arrive after the winner are closed as they come; close any already held.
+  const chosen = [...(winner as Bucket).useful.values()].slice(0, ndata);
+  for (const b of buckets.values()) for (const r of b.useful.values()) if (!chosen.includes(r)) r.body.destroy();
+  void Promise.allSettled(all);
+
+  const metadata: Metadata = { ...req.localMetadata, 'X-Object-Sysmeta-Ec-Frag-Index': String(targetIndex) };
+  delete metadata.ETag;
+  delete metadata.Etag;
+  const contentLength = Number(req.localMetadata['Content-Length']);
+  return { metadata, contentLength, body: rebuiltSegments(chosen, ec, targetIndex, policy.ec!.fragmentSize, req.nodeTimeout, req.name, logger) };
+}
+
+/** Reads exactly n bytes (fewer only at the end) from a response body. */
+class ExactReader {
+  private buf: Buffer = Buffer.alloc(0);
+  private readonly it: AsyncIterator<Buffer>;
+  private ended = false;
+  constructor(body: AsyncIterable<Buffer>) {
+    this.it = body[Symbol.asyncIterator]();
+  }
+  async read(n: number): Promise<Buffer> {
+    while (this.buf.length < n && !this.ended) {
+      const r = await this.it.next();
+      if (r.done) this.ended = true;
+      else this.buf = this.buf.length ? Buffer.concat([this.buf, r.value]) : r.value;
+    }
+    const out = this.buf.subarray(0, Math.min(n, this.buf.length));
+    this.buf = this.buf.subarray(out.length);
+    return out;
+  }
+}
+
+async function* rebuiltSegments(
+  responses: Dispatcher.ResponseData[],
+  ec: ECDriver,
+  targetIndex: number,
+  fragmentSize: number,
+  nodeTimeout: number,
+  name: string,
+  logger?: Logger,
+): AsyncGenerator<Uint8Array> {
+  const readers = responses.map((r) => new ExactReader(r.body as AsyncIterable<Buffer>));
+  try {
+    for (;;) {
+      let timer: NodeJS.Timeout | undefined;
+      let frags: Buffer[];
+      try {
+        frags = await Promise.race([
+          Promise.all(readers.map((r) => r.read(fragmentSize))),
+          new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${nodeTimeout} seconds`)), nodeTimeout * 1000))),
+        ]);
+      } catch (e) {
+        // Ending early makes the archive short, so the SSYNC sender drops the session.
+        logger?.error(`Error trying to rebuild ${name} frag#${targetIndex}: ${(e as Error).message}`);
+        return;
+      } finally {
+        clearTimeout(timer);
+      }
+      if (frags.some((f) => f.length === 0)) return;
+      yield ec.reconstruct(frags, [targetIndex])[0]!;
+    }
+  } finally {
+    for (const r of responses) r.body.destroy();
+  }
+}

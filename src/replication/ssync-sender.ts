@@ -1,0 +1,235 @@
+// The SSYNC sender, as Swift's ssync_sender.Sender behaves: offer the objects of some suffixes
+// (missing_check), read which ones the receiver wants, then send them as PUT/POST/DELETE
+// subrequests (updates). A wanted fragment can come from a rebuild instead of the local file;
+// a body that comes out shorter than its Content-Length tears the whole session down, so the
+// receiver never commits it.
+import { createReadStream } from 'node:fs';
+import type { Logger } from 'pino';
+import { DiskFileDeleted, DiskFileError, type ECDiskFile, type ECDiskFileManager } from '../swift/diskfile.js';
+import type { Metadata } from '../swift/metadata.js';
+import type { StoragePolicy } from '../swift/policies.js';
+import type { Timestamp } from '../swift/timestamp.js';
+import { ChunkedRequest } from './raw-http.js';
+import {
+  decodeWanted,
+  encodeMissing,
+  encodeSubrequestHead,
+  LineReader,
+  MAX_LINE,
+  MISSING_CHECK_END,
+  MISSING_CHECK_START,
+  UPDATES_END,
+  UPDATES_START,
+} from './ssync-protocol.js';
+
+export class ReplicationError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ReplicationError';
+  }
+}
+
+export interface SsyncNode {
+  replication_ip: string;
+  replication_port: number;
+  device: string;
+  /** The fragment index the receiving node holds for this partition. */
+  backendIndex: number;
+}
+
+export interface SsyncJob {
+  /** Local device path and partition whose objects are offered. */
+  devPath: string;
+  partition: number | string;
+  policy: StoragePolicy;
+  /** Local fragment index to offer (the job's frag index). */
+  fragIndex: number;
+  suffixes: string[];
+}
+
+/** A fragment archive to send in place of the local file (a rebuild for another index). */
+export interface ArchiveSource {
+  /** Datafile metadata to send (name, Content-Length and ETag are left out). */
+  metadata: Metadata;
+  contentLength: number;
+  body: AsyncIterable<Uint8Array>;
+}
+
+export interface SsyncOptions {
+  connTimeout: number;
+  nodeTimeout: number;
+  httpTimeout: number;
+  /** Offer non-durable fragments too (reverts), when the receiver accepts them. */
+  includeNonDurable?: boolean;
+  /** Stop offering after this many objects (0: no limit). */
+  maxObjects?: number;
+  /** Supplies the archive to PUT for a wanted object; a DiskFileError skips that object. */
+  rebuild?: (df: ECDiskFile) => Promise<ArchiveSource>;
+  logger?: Logger;
+}
+
+export interface ObjectTimestamps {
+  tsData: Timestamp;
+  tsMeta?: Timestamp;
+  tsCtype?: Timestamp;
+  durable?: boolean;
+}
+
+export interface SsyncResult {
+  success: boolean;
+  /** Every object offered (what a revert may purge once success is true). */
+  inSync: Map<string, ObjectTimestamps>;
+  /** Objects sent (PUT, POST or DELETE). */
+  sent: number;
+  limitedByMaxObjects: boolean;
+  error?: string;
+}
+
+const s = (seconds: number) => Math.max(1, Math.round(seconds * 1000));
+
+export async function ssyncSend(mgr: ECDiskFileManager, job: SsyncJob, node: SsyncNode, opts: SsyncOptions): Promise<SsyncResult> {
+  const result: SsyncResult = { success: false, inSync: new Map(), sent: 0, limitedByMaxObjects: false };
+  if (!job.suffixes.length) return { ...result, success: true };
+  const where = `${node.replication_ip}:${node.replication_port}/${node.device}/${job.partition}`;
+  let conn: ChunkedRequest | null = null;
+  try {
+    conn = await ChunkedRequest.open(
+      node.replication_ip,
+      node.replication_port,
+      'SSYNC',
+      `/${encodeURIComponent(node.device)}/${job.partition}`,
+      {
+        'X-Backend-Storage-Policy-Index': job.policy.index,
+        'X-Backend-Ssync-Frag-Index': node.backendIndex,
+        'X-Backend-Ssync-Node-Index': node.backendIndex,
+      },
+      s(opts.connTimeout),
+    );
+    const resp = await conn.response(s(opts.nodeTimeout));
+    if (resp.status !== 200) {
+      let body = '';
+      for await (const c of resp.body) {
+        body += Buffer.from(c).toString('latin1');
+        if (body.length >= 1024) break;
+      }
+      throw new ReplicationError(`Expected status 200; got ${resp.status} (${body.slice(0, 1024)})`);
+    }
+    let includeNonDurable = !!opts.includeNonDurable;
+    if (includeNonDurable && !/^(true|1|yes|on|t|y)$/i.test(resp.headers['x-backend-accept-no-commit'] ?? '')) {
+      opts.logger?.warn(`ssync receiver ${node.replication_ip}:${node.replication_port} does not accept non-durable fragments`);
+      includeNonDurable = false;
+    }
+    const reader = new LineReader(resp.body);
+    const fragPrefs = includeNonDurable ? [] : null;
+
+    // missing_check
+    await conn.sendChunk(`${MISSING_CHECK_START}\r\n`, s(opts.nodeTimeout), 'missing_check start');
+    let nlines = 0;
+    const maxObjects = opts.maxObjects ?? 0;
+    for await (const [hash, ts] of mgr.yieldHashes(job.devPath, job.partition, job.policy, { suffixes: job.suffixes, fragIndex: job.fragIndex, fragPrefs })) {
+      if (maxObjects > 0 && nlines >= maxObjects) {
+        result.limitedByMaxObjects = true;
+        opts.logger?.info(`ssync missing_check truncated after ${nlines} objects: device: ${node.device}, part: ${job.partition}, policy: ${job.policy.index}`);
+        break;
+      }
+      result.inSync.set(hash, ts);
+      await conn.sendChunk(`${encodeMissing(hash, ts.tsData, ts.tsMeta, ts.tsCtype, ts.durable !== false)}\r\n`, s(opts.nodeTimeout), `missing_check send line: ${nlines} lines sent`);
+      nlines++;
+    }
+    await conn.sendChunk(`${MISSING_CHECK_END}\r\n`, s(opts.nodeTimeout), 'missing_check end');
+    await expectLine(reader, MISSING_CHECK_START, s(opts.httpTimeout), 'missing_check start wait');
+    const wanted = new Map<string, { data: boolean; meta: boolean }>();
+    for (;;) {
+      const line = await reader.readLine(s(opts.httpTimeout), 'missing_check line wait', MAX_LINE);
+      if (line === null) throw new ReplicationError('Early disconnect');
+      const t = line.trim();
+      if (t === MISSING_CHECK_END) break;
+      if (t) {
+        const w = decodeWanted(t);
+        wanted.set(w.hash, w);
+      }
+    }
+
+    // updates
+    await conn.sendChunk(`${UPDATES_START}\r\n`, s(opts.nodeTimeout), 'updates start');
+    for (const [hash, want] of wanted) {
+      const df = mgr.diskFileFromHash(job.devPath, job.partition, hash, job.policy, { fragIndex: job.fragIndex, fragPrefs, openExpired: true });
+      try {
+        await df.open();
+        const name = df.objectName!;
+        if (want.data) {
+          const durable = df.durableTimestamp !== null && df.durableTimestamp.equals(df.dataTimestamp);
+          const source = opts.rebuild ? await opts.rebuild(df) : localArchive(df);
+          await sendPut(conn, name, source, durable, opts);
+          result.sent++;
+        }
+        if (want.meta && !df.dataTimestamp.equals(df.timestamp)) {
+          await conn.sendChunk(encodeSubrequestHead('POST', name, df.metafileMetadata), s(opts.nodeTimeout), 'send_post');
+          result.sent++;
+        }
+      } catch (e) {
+        if (e instanceof DiskFileDeleted) {
+          if (want.data && df.objectName) {
+            await conn.sendChunk(encodeSubrequestHead('DELETE', df.objectName, { 'X-Timestamp': e.timestamp.internal }), s(opts.nodeTimeout), 'send_delete');
+            result.sent++;
+          } else if (want.data) {
+            // A tombstone of a diskfile opened by hash has no name of its own in 2.30 either.
+            await conn.sendChunk(encodeSubrequestHead('DELETE', String(e.metadata.name ?? ''), { 'X-Timestamp': e.timestamp.internal }), s(opts.nodeTimeout), 'send_delete');
+            result.sent++;
+          }
+        } else if (e instanceof DiskFileError) {
+          opts.logger?.debug(`ssync skipped ${hash}: ${(e as Error).message}`);
+        } else {
+          throw e;
+        }
+      }
+    }
+    await conn.sendChunk(`${UPDATES_END}\r\n`, s(opts.nodeTimeout), 'updates end');
+    await expectLine(reader, UPDATES_START, s(opts.httpTimeout), 'updates start wait');
+    await expectLine(reader, UPDATES_END, s(opts.httpTimeout), 'updates line wait');
+    result.success = true;
+    return result;
+  } catch (e) {
+    const msg = (e as Error).message;
+    opts.logger?.error(`${where} ${msg}`);
+    return { ...result, success: false, inSync: new Map(), error: msg };
+  } finally {
+    if (conn) {
+      await conn.finish(s(opts.nodeTimeout));
+      conn.close();
+    }
+  }
+}
+
+async function expectLine(reader: LineReader, expected: string, timeoutMs: number, context: string): Promise<void> {
+  for (;;) {
+    const line = await reader.readLine(timeoutMs, context, MAX_LINE);
+    if (line === null) throw new ReplicationError('Early disconnect');
+    const t = line.trim();
+    if (t === expected) return;
+    if (t) throw new ReplicationError(`Unexpected response: ${JSON.stringify(t.slice(0, 1024))}`);
+  }
+}
+
+function localArchive(df: ECDiskFile): ArchiveSource {
+  const metadata = { ...df.datafileMetadata };
+  return {
+    metadata,
+    contentLength: df.contentLength,
+    body: createReadStream(df.dataFile!, { highWaterMark: 65536 }) as AsyncIterable<Uint8Array>,
+  };
+}
+
+async function sendPut(conn: ChunkedRequest, name: string, src: ArchiveSource, durable: boolean, opts: SsyncOptions): Promise<void> {
+  const headers: Record<string, string> = { 'Content-Length': String(src.contentLength) };
+  if (!durable) headers['X-Backend-No-Commit'] = 'True';
+  for (const [k, v] of Object.entries(src.metadata)) if (k !== 'name' && k !== 'Content-Length') headers[k] = v;
+  await conn.sendChunk(encodeSubrequestHead('PUT', name, headers), s(opts.nodeTimeout), 'send_put');
+  let sent = 0;
+  for await (const chunk of src.body) {
+    if (sent + chunk.length > src.contentLength) throw new ReplicationError('Sent data length does not match content-length');
+    await conn.sendChunk(chunk, s(opts.nodeTimeout), 'send_put chunk');
+    sent += chunk.length;
+  }
+  if (sent !== src.contentLength) throw new ReplicationError('Sent data length does not match content-length');
+}
