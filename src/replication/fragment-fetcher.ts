@@ -82,11 +82,11 @@ export async function rebuildFragmentArchive(pools: PeerPools, req: RebuildReque
         .then((res) => {
           const where = `${node.replication_ip}:${node.replication_port}/${node.device}/${req.partition}${req.name}`;
           const note = (status: string) => errors.set(status, (errors.get(status) ?? 0) + 1);
-          if (winner) return void res.body.destroy();
+          if (winner) return void discard(res);
           if (res.statusCode !== 200) {
             if (res.statusCode !== 404) logger?.warn(`Invalid response ${res.statusCode} from ${where} policy#${policy.index}`);
             note(String(res.statusCode));
-            return void res.body.destroy();
+            return void discard(res);
           }
           const h = (k: string) => {
             const v = res.headers[k.toLowerCase()];
@@ -98,7 +98,7 @@ export async function rebuildFragmentArchive(pools: PeerPools, req: RebuildReque
           if (!Number.isInteger(fi) || !ts || !etag) {
             logger?.warn(`Invalid resp from ${where} (missing frag index, timestamp or Etag)`);
             note('unknown');
-            return void res.body.destroy();
+            return void discard(res);
           }
           const key = new Timestamp(ts).internal;
           let bucket = buckets.get(key);
@@ -108,7 +108,7 @@ export async function rebuildFragmentArchive(pools: PeerPools, req: RebuildReque
           else if (bucket.etag !== etag) {
             mixedEtag = true;
             logger?.error(`Mixed Etag (${etag}, ${bucket.etag}) for ${where} frag#${targetIndex}`);
-            return void res.body.destroy();
+            return void discard(res);
           }
           const durable = h('X-Backend-Durable-Timestamp');
           if (durable) {
@@ -116,7 +116,7 @@ export async function rebuildFragmentArchive(pools: PeerPools, req: RebuildReque
             if (!buckets.has(dk)) buckets.set(dk, { etag: null, durable: true, responses: 0, useful: new Map() });
             buckets.get(dk)!.durable = true;
           }
-          if (fi === targetIndex || bucket.useful.has(fi)) return void res.body.destroy();
+          if (fi === targetIndex || bucket.useful.has(fi)) return void discard(res);
           bucket.useful.set(fi, res);
           if (bucket.useful.size >= ndata) winner = bucket;
           return res;
@@ -138,7 +138,7 @@ export async function rebuildFragmentArchive(pools: PeerPools, req: RebuildReque
 
   if (!winner) {
     abort.abort();
-    for (const b of buckets.values()) for (const r of b.useful.values()) r.body.destroy();
+    for (const b of buckets.values()) for (const r of b.useful.values()) discard(r);
     const lines: string[] = [];
     for (const [ts, b] of [...buckets].sort(([a], [c]) => (a < c ? -1 : 1))) {
       if (!b.responses) continue;
@@ -156,7 +156,7 @@ export async function rebuildFragmentArchive(pools: PeerPools, req: RebuildReque
   }
   // Responses that arrive after the winner are closed as they come; close any already held.
   const chosen = [...(winner as Bucket).useful.values()].slice(0, ndata);
-  for (const b of buckets.values()) for (const r of b.useful.values()) if (!chosen.includes(r)) r.body.destroy();
+  for (const b of buckets.values()) for (const r of b.useful.values()) if (!chosen.includes(r)) discard(r);
   void Promise.allSettled(all);
 
   const metadata: Metadata = { ...req.localMetadata, 'X-Object-Sysmeta-Ec-Frag-Index': String(targetIndex) };
@@ -164,6 +164,12 @@ export async function rebuildFragmentArchive(pools: PeerPools, req: RebuildReque
   delete metadata.Etag;
   const contentLength = Number(req.localMetadata['Content-Length']);
   return { metadata, contentLength, body: rebuiltSegments(chosen, ec, targetIndex, policy.ec!.fragmentSize, req.nodeTimeout, req.name, logger) };
+}
+
+/** Drops a response we will not read; its body may still error as it closes, harmlessly. */
+function discard(res: Dispatcher.ResponseData): void {
+  res.body.on('error', () => undefined);
+  res.body.destroy();
 }
 
 /** Reads exactly n bytes (fewer only at the end) from a response body. */
@@ -216,6 +222,6 @@ async function* rebuiltSegments(
       yield ec.reconstruct(frags, [targetIndex])[0]!;
     }
   } finally {
-    for (const r of responses) r.body.destroy();
+    for (const r of responses) discard(r);
   }
 }

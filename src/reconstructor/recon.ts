@@ -1,0 +1,99 @@
+// object.recon, the recon cache Swift's daemons share (replicator, auditor, expirer and the
+// reconstructor all write into it): one JSON line, read-modify-written under a lock on the file,
+// replaced by rename, nested dicts merged and an empty dict deleting its key. swift-recon and
+// the recon middleware read it.
+import { closeSync, openSync, readSync } from 'node:fs';
+import { unlink, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { renamer } from '../swift/fsutil.js';
+
+const fsExt = createRequire(import.meta.url)('fs-ext') as { flockSync(fd: number, flags: string): void };
+
+export const RECON_OBJECT_FILE = 'object.recon';
+type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+
+/** Swift's put_recon_cache_entry. */
+export function putReconCacheEntry(entry: Record<string, Json>, key: string, item: Json): void {
+  if (item && typeof item === 'object' && !Array.isArray(item)) {
+    if (!Object.keys(item).length) {
+      delete entry[key];
+      return;
+    }
+    const cur = entry[key];
+    if (!cur || typeof cur !== 'object' || Array.isArray(cur)) entry[key] = {};
+    const target = entry[key] as Record<string, Json>;
+    for (const [k, v] of Object.entries(item)) {
+      if (v && typeof v === 'object' && !Array.isArray(v) && !Object.keys(v).length) delete target[k];
+      else target[k] = v;
+    }
+    return;
+  }
+  entry[key] = item;
+}
+
+/** json.dumps(value, sort_keys=True, ensure_ascii=True), as Python writes recon files. */
+export function pyJson(value: Json): string {
+  if (value === null) return 'null';
+  if (typeof value === 'boolean') return value ? 'true' : 'false';
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) return value > 0 ? 'Infinity' : value < 0 ? '-Infinity' : 'NaN';
+    return String(value);
+  }
+  if (typeof value === 'string') return JSON.stringify(value).replace(/[\u007f-\uffff]/g, (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'));
+  if (Array.isArray(value)) return `[${value.map(pyJson).join(', ')}]`;
+  return `{${Object.keys(value)
+    .sort()
+    .map((k) => `${pyJson(k)}: ${pyJson(value[k]!)}`)
+    .join(', ')}}`;
+}
+
+async function lockFile(path: string, timeoutSeconds: number): Promise<number> {
+  const fd = openSync(path, 'a+');
+  const deadline = Date.now() + timeoutSeconds * 1000;
+  for (;;) {
+    try {
+      fsExt.flockSync(fd, 'exnb');
+      return fd;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'EAGAIN' && code !== 'EWOULDBLOCK') {
+        closeSync(fd);
+        throw e;
+      }
+      if (Date.now() >= deadline) {
+        closeSync(fd);
+        throw new Error(`${timeoutSeconds} seconds: ${path}`);
+      }
+      await sleep(10);
+    }
+  }
+}
+
+/** Swift's dump_recon_cache: merges the update into the file's one JSON line. */
+export async function dumpReconCache(update: Record<string, Json>, cacheFile: string, lockTimeout = 2): Promise<void> {
+  const fd = await lockFile(cacheFile, lockTimeout);
+  try {
+    const buf = Buffer.alloc(1 << 20);
+    const n = readSync(fd, buf, 0, buf.length, 0);
+    const first = buf.subarray(0, n).toString('utf8').split('\n')[0] ?? '';
+    let entry: Record<string, Json> = {};
+    try {
+      const parsed = first ? JSON.parse(first) : {};
+      if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) entry = parsed;
+    } catch {
+      // Not a valid entry: it is rewritten from scratch, as Swift does.
+    }
+    for (const [k, v] of Object.entries(update)) putReconCacheEntry(entry, k, v);
+    const tmp = join(dirname(cacheFile), `.${process.pid}.${Date.now()}.recon.tmp`);
+    try {
+      await writeFile(tmp, pyJson(entry) + '\n', 'ascii');
+      await renamer(tmp, cacheFile, false);
+    } finally {
+      await unlink(tmp).catch(() => undefined);
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
