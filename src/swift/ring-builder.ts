@@ -1,15 +1,16 @@
-// Writing Swift v1 ring files, and a small deterministic builder to make them.
+// Writing Swift ring files (format v1, or v2 for Swift >= 2.36), and a small deterministic
+// builder to make them.
 //
 // The builder is not swift-ring-builder's rebalance; it makes a fresh placement that Swift's
 // Ring reads like any other: every partition's replicas on distinct devices, spread over
 // regions, zones and ips in proportion to their weight, and each device's share of
 // partition-replicas proportional to its weight.
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { open, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { gzipSync } from 'node:zlib';
+import { crc32, deflateRawSync, gzipSync, constants as zlibConstants } from 'node:zlib';
 import { RingError } from './errors.js';
-import { checkRingData, RING_MAGIC, type Device, type RingData } from './ring.js';
+import { checkRingData, RING_MAGIC, V2_SECTIONS, V2_TAIL_BYTES, type Device, type RingData } from './ring.js';
 
 /** Swift's builder reserves 0xFFFF (NONE_DEV) for "unassigned", so device ids stay below it. */
 export const MAX_DEVICE_ID = 0xfffe;
@@ -43,9 +44,25 @@ export interface RingSpec {
 }
 
 export interface WriteOptions {
-  /** Byte order of the assignment table; Swift writes its host's, and reads either. */
+  /**
+   * Ring file format: 1 (the default, as in Swift, and all Swift versions read it) or 2, which
+   * only Swift >= 2.36 reads but which also holds 4-byte device ids (Uint32Array rows).
+   */
+  version?: 1 | 2;
+  /** v1 only: byte order of the assignment table; Swift writes its host's, and reads either. */
   byteorder?: 'little' | 'big';
+  /**
+   * v2 only: the ring's file name, stored in the gzip header as Swift's writer stores it (the
+   * base name without ".gz"). It shifts every compressed offset, so writeRing passes the real
+   * path. Default: none.
+   */
+  filename?: string;
+  /** v2 only: gzip header mtime in seconds; Swift's fixed default keeps equal rings byte-equal. */
+  mtime?: number;
 }
+
+/** The mtime Swift's RingData.save writes into the gzip header unless told otherwise. */
+export const SWIFT_RING_MTIME = 1300507380;
 
 // ------------------------------------------------------------------ serialisation
 
@@ -92,29 +109,46 @@ function pyString(s: string): string {
   return out + '"';
 }
 
+const FLOAT_KEYS: ReadonlySet<string> = new Set(['weight']);
+
 /**
  * json.dumps(value, sort_keys=True, ensure_ascii=True), so a ring written here has the same
- * bytes as Swift's for the same data. Swift's builder stores weights as floats (1.0, not 1).
+ * bytes as Swift's for the same data. Python keeps floats apart from ints (1.0, not 1): Swift's
+ * builder stores weights as floats, and v2 metadata computes replica_count as one.
  */
-function pyJson(value: unknown, key?: string): string {
+function pyJson(value: unknown, floatKeys: ReadonlySet<string> = FLOAT_KEYS, key?: string): string {
   if (value === null || value === undefined) return 'null';
   if (typeof value === 'boolean') return value ? 'true' : 'false';
-  if (typeof value === 'number') return key === 'weight' || !Number.isInteger(value) ? pyFloat(value) : String(value);
+  if (typeof value === 'number') {
+    return (key !== undefined && floatKeys.has(key)) || !Number.isInteger(value) ? pyFloat(value) : String(value);
+  }
   if (typeof value === 'string') return pyString(value);
-  if (Array.isArray(value)) return `[${value.map((v) => pyJson(v)).join(', ')}]`;
+  if (Array.isArray(value)) return `[${value.map((v) => pyJson(v, floatKeys)).join(', ')}]`;
   if (typeof value === 'object') {
     const obj = value as Record<string, unknown>;
     const keys = Object.keys(obj)
       .filter((k) => obj[k] !== undefined)
       .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${keys.map((k) => `${pyString(k)}: ${pyJson(obj[k], k)}`).join(', ')}}`;
+    return `{${keys.map((k) => `${pyString(k)}: ${pyJson(obj[k], floatKeys, k)}`).join(', ')}}`;
   }
   throw new RingError(`cannot serialise a ${typeof value} in ring metadata`);
 }
 
+function formatOf(opts: WriteOptions): 1 | 2 {
+  const version = opts.version ?? 1;
+  if (version !== 1 && version !== 2) throw new RingError(`ring format version must be 1 or 2, got ${String(version)}`);
+  if (version === 2 && opts.byteorder !== undefined) {
+    throw new RingError('byteorder applies to format v1 only; v2 tables are always in network order');
+  }
+  return version;
+}
+
 /** The uncompressed bytes of a v1 ring file, laid out as Swift's RingData.serialize_v1. */
-export function serializeRing(data: RingData, opts: WriteOptions = {}): Uint8Array {
-  checkRingData(data);
+function serializeV1(data: RingData, opts: WriteOptions): Uint8Array {
+  if (!(data.replica2part2dev[0] instanceof Uint16Array)) {
+    // Swift's serialize_v1 refuses these too (DevIdBytesTooSmall).
+    throw new RingError('ring format v1 holds only 2-byte device ids; write 4-byte ones as format v2');
+  }
   const byteorder = opts.byteorder ?? 'little';
   const meta: Record<string, unknown> = {
     devs: data.devs,
@@ -140,9 +174,130 @@ export function serializeRing(data: RingData, opts: WriteOptions = {}): Uint8Arr
   return out;
 }
 
-/** A gzip-compressed v1 ring file. */
+function size64(n: number): Buffer {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64BE(BigInt(n));
+  return b;
+}
+
+/** The gzip header Python's GzipFile writes for Swift's RingWriter. */
+function swiftGzipHeader(opts: WriteOptions): Buffer {
+  let name: Buffer | null = null;
+  if (opts.filename !== undefined) {
+    let base = basename(opts.filename);
+    if (base.endsWith('.gz')) base = base.slice(0, -3);
+    if (base.includes('\0')) throw new RingError('a gzip file name cannot contain NUL');
+    // RFC 1952 names are Latin-1; like Python, leave out one that is not.
+    if (base !== '' && [...base].every((c) => c.charCodeAt(0) <= 0xff)) name = Buffer.from(`${base}\0`, 'latin1');
+  }
+  const mtime = opts.mtime ?? SWIFT_RING_MTIME;
+  if (!Number.isFinite(mtime) || mtime < 0 || mtime >= 2 ** 32) throw new RingError(`gzip mtime out of range: ${mtime}`);
+  // method 8 (deflate), FNAME flag, mtime, XFL 2 (best compression), OS 255 (unknown)
+  const head = Buffer.from([0x1f, 0x8b, 8, name ? 0x08 : 0, 0, 0, 0, 0, 2, 0xff]);
+  head.writeUInt32LE(Math.trunc(mtime), 4);
+  return name ? Buffer.concat([head, name]) : head;
+}
+
+/**
+ * A v2 ring as Swift's RingData.serialize_v2 and RingWriter lay it out: the magic in a stored
+ * block, each section and the index compressed at level 9 and ended by a full flush (so it
+ * can be inflated from its own offset), the two index offsets in stored blocks, an empty final
+ * block. A full flush leaves no state behind, so compressing each piece on its own yields a
+ * valid single deflate stream. Section bytes and uncompressed offsets equal Swift's; the
+ * compressed bytes (and so the compressed offsets) depend on the zlib build, as Swift's do.
+ */
+function encodeV2(data: RingData, opts: WriteOptions): { gz: Uint8Array; raw: Uint8Array } {
+  const rows = data.replica2part2dev;
+  const width = rows[0] instanceof Uint32Array ? 4 : 2;
+  const meta: Record<string, unknown> = {
+    part_shift: data.partShift,
+    dev_id_bytes: width,
+    replica_count: rows.length - 1 + rows[rows.length - 1]!.length / rows[0]!.length,
+    version: data.version ?? null,
+  };
+  if (data.nextPartPower != null) meta.next_part_power = data.nextPartPower;
+  const blob = (text: string) => {
+    const body = Buffer.from(text, 'latin1');
+    return Buffer.concat([size64(body.length), body]);
+  };
+  const ids = rows.reduce((n, row) => n + row.length, 0);
+  const table = Buffer.alloc(8 + ids * width);
+  table.writeBigUInt64BE(BigInt(ids * width));
+  let off = 8;
+  for (const row of rows) {
+    for (let i = 0; i < row.length; i++, off += width) {
+      if (width === 2) table.writeUInt16BE(row[i]!, off);
+      else table.writeUInt32BE(row[i]!, off);
+    }
+  }
+
+  const FULL = { finishFlush: zlibConstants.Z_FULL_FLUSH };
+  const gz: Buffer[] = [swiftGzipHeader(opts)];
+  const raw: Buffer[] = [];
+  let compressed = gz[0]!.length;
+  let uncompressed = 0;
+  const put = (bytes: Buffer, level: number) => {
+    const z = deflateRawSync(bytes, { ...FULL, level });
+    gz.push(z);
+    raw.push(bytes);
+    compressed += z.length;
+    uncompressed += bytes.length;
+  };
+  const magic = Buffer.alloc(6);
+  magic.write(RING_MAGIC, 0, 'latin1');
+  magic.writeUInt16BE(2, 4);
+  // Stored, as Swift does it, so file(1) can see the magic through the gzip layer.
+  put(magic, 0);
+  const index: Record<string, unknown[]> = {};
+  const sections: Array<[string, Buffer]> = [
+    [V2_SECTIONS.metadata, blob(pyJson(meta, new Set(['replica_count'])))],
+    [V2_SECTIONS.devices, blob(pyJson(data.devs))],
+    [V2_SECTIONS.assignments, table],
+  ];
+  for (const [name, bytes] of sections) {
+    const cs = compressed;
+    const us = uncompressed;
+    put(bytes, 9);
+    index[name] = [cs, us, compressed, uncompressed, 'sha256', createHash('sha256').update(bytes).digest('hex')];
+  }
+  const indexStart = uncompressed;
+  const indexCompressedStart = compressed;
+  put(blob(pyJson(index)), 9);
+  // Stored blocks of a known size: Swift reads the second one at a fixed distance from the end.
+  put(size64(indexStart), 0);
+  const lastOffsetAt = compressed;
+  put(size64(indexCompressedStart), 0);
+  gz.push(deflateRawSync(Buffer.alloc(0), { level: 0 }));
+  const rawBytes = Buffer.concat(raw);
+  const trailer = Buffer.alloc(8);
+  trailer.writeUInt32LE(crc32(rawBytes), 0);
+  trailer.writeUInt32LE(rawBytes.length % 2 ** 32, 4);
+  gz.push(trailer);
+  const file = Buffer.concat(gz);
+  if (file.length - lastOffsetAt !== V2_TAIL_BYTES) {
+    throw new RingError(`zlib wrote a ${file.length - lastOffsetAt}-byte tail; Swift needs ${V2_TAIL_BYTES}`);
+  }
+  return {
+    gz: new Uint8Array(file.buffer, file.byteOffset, file.length),
+    raw: new Uint8Array(rawBytes.buffer, rawBytes.byteOffset, rawBytes.length),
+  };
+}
+
+/**
+ * The uncompressed bytes of a ring file: v1 as Swift's RingData.serialize_v1 lays them out, or
+ * with `{ version: 2 }` the uncompressed stream of a v2 file (whose index records compressed
+ * offsets, so these bytes come from compressing it).
+ */
+export function serializeRing(data: RingData, opts: WriteOptions = {}): Uint8Array {
+  checkRingData(data);
+  return formatOf(opts) === 1 ? serializeV1(data, opts) : encodeV2(data, opts).raw;
+}
+
+/** A gzip-compressed ring file, format v1 unless `{ version: 2 }`. */
 export function encodeRing(data: RingData, opts: WriteOptions = {}): Uint8Array {
-  return new Uint8Array(gzipSync(serializeRing(data, opts), { level: 9 }));
+  checkRingData(data);
+  if (formatOf(opts) === 2) return encodeV2(data, opts).gz;
+  return new Uint8Array(gzipSync(serializeV1(data, opts), { level: 9 }));
 }
 
 /**
@@ -150,7 +305,7 @@ export function encodeRing(data: RingData, opts: WriteOptions = {}): Uint8Array 
  * Swift or fragmend process polling the mtime never reads half a ring.
  */
 export async function writeRing(path: string, data: RingData, opts: WriteOptions = {}): Promise<void> {
-  const bytes = encodeRing(data, opts);
+  const bytes = encodeRing(data, opts.version === 2 ? { filename: path, ...opts } : opts);
   const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
   const fh = await open(tmp, 'wx', 0o644);
   try {

@@ -1,17 +1,34 @@
-// Swift's object ring: reading the v1 ring file and answering lookups exactly as
-// swift.common.ring.Ring does (Swift 2.30), including the order of handoff nodes.
+// Swift's object ring: reading ring files (formats v1 and v2) and answering lookups exactly
+// as swift.common.ring.Ring does, including the order of handoff nodes.
 //
-// File format (gzip stream, written by RingData.serialize_v1):
+// Format v1 (gzip stream, written by RingData.serialize_v1; all Swift versions read it):
 //   "R1NG" | uint16 BE format version (1) | uint32 BE n | n bytes of JSON metadata
 //   | replica_count rows of 2**(32 - part_shift) uint16 device ids, byte order from the
 //     JSON "byteorder" key (the writer's host order when absent).
 // The last row may be shorter than the others: that is how a fractional replica count
-// (e.g. 2.5) is stored. Ring format v2 ("R1NG" version 2) arrived in Swift 2.36; 2.30 cannot
-// read it and neither does this module. Legacy pickled rings are not supported.
+// (e.g. 2.5) is stored.
+//
+// Format v2 (RingData.serialize_v2, Swift >= 2.36; Swift 2.30 cannot read it): the same
+// "R1NG" magic with version 2, then named sections, each a uint64 BE length and that many
+// bytes, compressed separately (every section ends on a zlib full flush, so a reader can
+// start inflating at its compressed offset):
+//   swift/ring/metadata     JSON {part_shift, dev_id_bytes, replica_count, version[, next_part_power]}
+//   swift/ring/devices      JSON list of devices (null for removed ids)
+//   swift/ring/assignments  the replica rows back to back, device ids of dev_id_bytes (2 or 4)
+//                           each in network order; the rows are cut from the section every
+//                           2**(32 - part_shift) ids, so the last may be short
+// then an index, a length-prefixed JSON object mapping each section name to
+//   [compressed start, uncompressed start, compressed end, uncompressed end, checksum method,
+//    checksum hex of the length prefix and data],
+// then two uint64 BE: the index's uncompressed and compressed offsets. The last one sits in a
+// stored deflate block exactly 31 bytes before the end of the file, which is where Swift looks
+// for it. Sections not named above (extensions) are skipped, as Swift skips them.
+//
+// Legacy pickled rings are not supported.
 import { createHash } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import { endianness } from 'node:os';
-import { crc32, inflateRawSync } from 'node:zlib';
+import { crc32, inflateRawSync, constants as zlibConstants } from 'node:zlib';
 import { RingError } from './errors.js';
 import { getPartition, hashPathRaw, type HashPathConfig, type PathPart } from './hash-path.js';
 
@@ -36,13 +53,22 @@ export type PrimaryNode = Device & { index: number };
 /** A handoff node: `handoff_index` counts handoffs from 0 in the order Swift yields them. */
 export type HandoffNode = Device & { handoff_index: number };
 
+/**
+ * One replica row: the device id of each partition. 4-byte ids exist only in v2 rings, whose
+ * builder widens them once a device id reaches 65535 (0xFFFF marks "unassigned" there).
+ */
+export type PartToDev = Uint16Array | Uint32Array;
+
 /** Everything a ring file holds. `replica2part2dev[r][part]` is a device id (an index into `devs`). */
 export interface RingData {
   devs: Array<Device | null>;
-  replica2part2dev: Uint16Array[];
+  /** All rows have the same element type. */
+  replica2part2dev: PartToDev[];
   partShift: number;
   version?: number | null;
   nextPartPower?: number | null;
+  /** The file format the data was read from; absent for data made in memory. */
+  formatVersion?: 1 | 2;
 }
 
 export interface RingOptions {
@@ -55,6 +81,20 @@ export interface RingOptions {
 }
 
 export const RING_MAGIC = 'R1NG';
+/** Section names of a v2 ring, as Swift's RingData.serialize_v2 writes them. */
+export const V2_SECTIONS = {
+  metadata: 'swift/ring/metadata',
+  devices: 'swift/ring/devices',
+  assignments: 'swift/ring/assignments',
+} as const;
+/** Checksums Swift's RingReader can verify (hashlib names, which node:crypto shares). */
+const V2_CHECKSUM_METHODS: readonly string[] = ['md5', 'sha1', 'sha256', 'sha512'];
+/**
+ * Distance from the end of a v2 file to the stored block holding the index's compressed
+ * offset: that block (5 + 8 bytes, then a 5-byte empty block from the full flush), the final
+ * empty block (5) and the gzip trailer (8).
+ */
+export const V2_TAIL_BYTES = 31;
 const DEFAULT_RELOAD_TIME = 15;
 const DEFAULT_MAX_BYTES = 1 << 30;
 const HOST_BYTEORDER: 'little' | 'big' = endianness() === 'LE' ? 'little' : 'big';
@@ -65,9 +105,11 @@ const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isInt
 
 /**
  * A ring device entry checked for what lookups rely on, with the defaults Swift's Ring adds at
- * load time (region 1, replication_ip/port = ip/port). Extra keys are kept.
+ * load time (region 1, replication_ip/port = ip/port). Extra keys are kept. Swift >= 2.36 no
+ * longer defaults the region (a device without one stops its Ring from loading), so rings in
+ * format v2, which only those versions write, are read with `requireRegion`.
  */
-export function normalizeDevice(raw: unknown, index: number): Device {
+export function normalizeDevice(raw: unknown, index: number, opts: { requireRegion?: boolean } = {}): Device {
   const where = `devs[${index}]`;
   if (!isPlainObject(raw)) throw new RingError(`${where} is not an object`);
   const dev: Record<string, unknown> = { ...raw };
@@ -76,7 +118,7 @@ export function normalizeDevice(raw: unknown, index: number): Device {
     // when the two disagree its answers stop making sense, so such a ring is refused.
     throw new RingError(`${where} has id ${JSON.stringify(dev.id)}; it must equal its position`);
   }
-  if (dev.region === undefined) dev.region = 1;
+  if (dev.region === undefined && !opts.requireRegion) dev.region = 1;
   for (const key of ['region', 'zone', 'port'] as const) {
     if (!isInt(dev[key])) throw new RingError(`${where}.${key} must be an integer`);
   }
@@ -96,7 +138,8 @@ export function normalizeDevice(raw: unknown, index: number): Device {
 
 /**
  * Checks the invariants lookups depend on: every row but the last spans all partitions, the
- * last spans at most that many, and every id in the table names a device that exists.
+ * last spans at most that many, all rows hold ids of one width, and every id in the table
+ * names a device that exists.
  */
 export function checkRingData(data: RingData): void {
   if (!isInt(data.partShift) || data.partShift < 0 || data.partShift > 32) {
@@ -105,8 +148,12 @@ export function checkRingData(data: RingData): void {
   const rows = data.replica2part2dev;
   if (!Array.isArray(rows) || rows.length < 1) throw new RingError('ring has no replica rows');
   const partCount = 2 ** (32 - data.partShift);
+  const wide = rows[0] instanceof Uint32Array;
   rows.forEach((row, r) => {
-    if (!(row instanceof Uint16Array)) throw new RingError(`replica row ${r} is not a Uint16Array`);
+    if (!(row instanceof Uint16Array) && !(row instanceof Uint32Array)) {
+      throw new RingError(`replica row ${r} is not a Uint16Array or Uint32Array`);
+    }
+    if (row instanceof Uint32Array !== wide) throw new RingError('replica rows mix 2-byte and 4-byte device ids');
     const full = r === 0 || r < rows.length - 1;
     if (full ? row.length !== partCount : row.length > partCount) {
       throw new RingError(
@@ -116,12 +163,12 @@ export function checkRingData(data: RingData): void {
   });
   const devs = data.devs;
   if (!Array.isArray(devs)) throw new RingError('devs is not a list');
-  const seen = new Uint8Array(65536);
+  const seen = new Uint8Array(devs.length);
   for (let r = 0; r < rows.length; r++) {
     const row = rows[r]!;
     for (let part = 0; part < row.length; part++) {
       const id = row[part]!;
-      if (seen[id]) continue;
+      if (seen[id] === 1) continue;
       if (id >= devs.length || devs[id] == null) {
         throw new RingError(
           `inconsistent replica2part2dev: replica ${r} of partition ${part} is on device ${id}, which is not in devs`,
@@ -132,22 +179,44 @@ export function checkRingData(data: RingData): void {
   }
 }
 
-/** Parses the decompressed bytes of a v1 ring file. */
-export function decodeRing(raw: Uint8Array): RingData {
+/** The format version from the "R1NG" header, refusing anything that is not a ring. */
+function ringFormat(raw: Uint8Array): number {
   if (raw.length < 6) throw new RingError(`ring is ${raw.length} bytes; too short for the R1NG header`);
-  const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
   if (Buffer.from(raw.subarray(0, 4)).toString('latin1') !== RING_MAGIC) {
     if (raw[0] === 0x80) throw new RingError('legacy pickled rings are not supported (no R1NG magic)');
     throw new RingError('bad magic: not a Swift ring file');
   }
-  const format = view.getUint16(4);
-  if (format !== 1) {
-    throw new RingError(
-      format === 2
-        ? 'ring format version 2 (Swift >= 2.36) is not supported; Swift 2.30 reads only version 1'
-        : `unknown ring format version ${format}`,
-    );
+  const format = (raw[4]! << 8) | raw[5]!;
+  if (format !== 1 && format !== 2) throw new RingError(`unknown ring format version ${format}`);
+  return format;
+}
+
+/**
+ * Parses the decompressed bytes of a ring file, v1 or v2. A v2 ring is read here through the
+ * uncompressed offsets of its index; parseRing also checks that the compressed offsets, which
+ * are what Swift follows, lead to the same bytes.
+ */
+export function decodeRing(raw: Uint8Array): RingData {
+  return ringFormat(raw) === 1 ? decodeV1(raw) : decodeV2(raw).data;
+}
+
+/** The metadata keys both formats share and Swift reads with .get(). */
+function optionalMeta(meta: Record<string, unknown>): { version: number | null; nextPartPower: number | null } {
+  let version: number | null = null;
+  if (meta.version != null) {
+    if (typeof meta.version !== 'number') throw new RingError('version must be a number');
+    version = meta.version;
   }
+  let nextPartPower: number | null = null;
+  if (meta.next_part_power != null) {
+    if (!isInt(meta.next_part_power)) throw new RingError('next_part_power must be an integer');
+    nextPartPower = meta.next_part_power;
+  }
+  return { version, nextPartPower };
+}
+
+function decodeV1(raw: Uint8Array): RingData {
+  const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
   if (raw.length < 10) throw new RingError('ring truncated inside the metadata length');
   const jsonLen = view.getUint32(6);
   if (raw.length - 10 < jsonLen) {
@@ -174,16 +243,7 @@ export function decodeRing(raw: Uint8Array): RingData {
   }
   if (!Array.isArray(meta.devs)) throw new RingError('devs is not a list');
   const devs = meta.devs.map((d, i) => (d === null ? null : normalizeDevice(d, i)));
-  let version: number | null = null;
-  if (meta.version != null) {
-    if (typeof meta.version !== 'number') throw new RingError('version must be a number');
-    version = meta.version;
-  }
-  let nextPartPower: number | null = null;
-  if (meta.next_part_power != null) {
-    if (!isInt(meta.next_part_power)) throw new RingError('next_part_power must be an integer');
-    nextPartPower = meta.next_part_power;
-  }
+  const { version, nextPartPower } = optionalMeta(meta);
 
   const partCount = 2 ** (32 - partShift);
   const rowBytes = partCount * 2;
@@ -215,17 +275,233 @@ export function decodeRing(raw: Uint8Array): RingData {
     off += take;
   }
   // Bytes after the declared rows are ignored, as Swift's reader never asks for them.
-  const data: RingData = { devs, replica2part2dev: rows, partShift, version, nextPartPower };
+  const data: RingData = { devs, replica2part2dev: rows, partShift, version, nextPartPower, formatVersion: 1 };
   checkRingData(data);
   return data;
 }
 
+// ------------------------------------------------------------------ format v2
+
+const v2Error = (why: string, cause?: unknown) => new RingError(`ring format version 2: ${why}`, { cause });
+
+/** A uint64 BE that must fit a JS number; a larger size or offset cannot fit the file anyway. */
+function readSize(raw: Uint8Array, off: number, what: string): number {
+  const v = new DataView(raw.buffer, raw.byteOffset, raw.byteLength).getBigUint64(off);
+  if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw v2Error(`${what} ${v} is beyond any file`);
+  return Number(v);
+}
+
+function parseJsonBytes(bytes: Uint8Array, what: string): unknown {
+  try {
+    return JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
+  } catch (err) {
+    throw v2Error(`${what} is not valid JSON: ${(err as Error).message}`, err);
+  }
+}
+
+/** One index entry, in the order Swift's IndexEntry dataclass takes them. */
+interface V2IndexEntry {
+  compressedStart: number;
+  uncompressedStart: number;
+  compressedEnd: number;
+  uncompressedEnd: number;
+  checksumMethod: string;
+  /** Swift verifies the section only when this is non-empty. */
+  checksumValue: string | null;
+}
+
+interface V2Layout {
+  /** Uncompressed and compressed offsets of the index, from the last 16 bytes. */
+  indexStart: number;
+  indexCompressedStart: number;
+  /** Every section the index names, extensions included. */
+  index: Map<string, unknown[]>;
+}
+
+function readV2Layout(raw: Uint8Array): V2Layout {
+  const n = raw.length;
+  if (n < 6 + 16) throw v2Error(`${n} bytes is too short for the index offsets at the end`);
+  const indexStart = readSize(raw, n - 16, 'index offset');
+  const indexCompressedStart = readSize(raw, n - 8, 'compressed index offset');
+  if (indexStart < 6 || indexStart > n - 16 - 8) {
+    throw v2Error(`index offset ${indexStart} is outside the ${n}-byte ring`);
+  }
+  const indexLen = readSize(raw, indexStart, 'index length');
+  if (indexLen > n - 16 - 8 - indexStart) {
+    throw v2Error(`index claims ${indexLen} bytes; ${n - 16 - 8 - indexStart} remain before the offsets`);
+  }
+  const json = parseJsonBytes(raw.subarray(indexStart + 8, indexStart + 8 + indexLen), 'the section index');
+  if (!isPlainObject(json)) throw v2Error('the section index is not a JSON object');
+  const index = new Map<string, unknown[]>();
+  for (const [name, entry] of Object.entries(json)) {
+    // Swift builds an IndexEntry from every entry and sorts them by compressed start, so even
+    // a section it never reads must have that shape.
+    if (!Array.isArray(entry) || entry.length !== 6 || typeof entry[0] !== 'number') {
+      throw v2Error(`index entry ${JSON.stringify(name)} is not [compressed start, uncompressed start, compressed end, uncompressed end, checksum method, checksum]`);
+    }
+    index.set(name, entry);
+  }
+  return { indexStart, indexCompressedStart, index };
+}
+
+function indexEntry(layout: V2Layout, name: string, rawLength: number): V2IndexEntry {
+  const e = layout.index.get(name);
+  if (!e) throw v2Error(`the index has no ${name} section`);
+  const [cs, us, ce, ue, method, value] = e;
+  const offset = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
+  if (!offset(cs) || !offset(us) || !offset(ce) || !offset(ue) || ue < us + 8 || ue > rawLength) {
+    throw v2Error(`section ${name} has bad offsets ${JSON.stringify(e.slice(0, 4))}`);
+  }
+  if (typeof method !== 'string' || !V2_CHECKSUM_METHODS.includes(method)) {
+    throw v2Error(`section ${name} has unsupported checksum ${JSON.stringify(method)}`);
+  }
+  if (value !== null && typeof value !== 'string') throw v2Error(`section ${name} has a checksum that is not a string`);
+  return {
+    compressedStart: cs,
+    uncompressedStart: us,
+    compressedEnd: ce,
+    uncompressedEnd: ue,
+    checksumMethod: method,
+    checksumValue: value,
+  };
+}
+
+/** A section's data, checked as Swift's RingReader.open_section checks it. */
+function readSection(raw: Uint8Array, layout: V2Layout, name: string): Uint8Array {
+  const e = indexEntry(layout, name, raw.length);
+  const len = readSize(raw, e.uncompressedStart, `${name} length`);
+  if (8 + len !== e.uncompressedEnd - e.uncompressedStart) {
+    throw v2Error(`section ${name} holds ${len} bytes but the index gives it ${e.uncompressedEnd - e.uncompressedStart - 8}`);
+  }
+  const bytes = raw.subarray(e.uncompressedStart, e.uncompressedEnd);
+  if (e.checksumValue) {
+    const got = createHash(e.checksumMethod).update(bytes).digest('hex');
+    if (got !== e.checksumValue) throw v2Error(`section ${name} fails its ${e.checksumMethod} check`);
+  }
+  return bytes.subarray(8);
+}
+
+/** Parses the decompressed bytes of a v2 ring, following the index's uncompressed offsets. */
+function decodeV2(raw: Uint8Array): { data: RingData; layout: V2Layout } {
+  const layout = readV2Layout(raw);
+  const meta = parseJsonBytes(readSection(raw, layout, V2_SECTIONS.metadata), 'ring metadata');
+  if (!isPlainObject(meta)) throw v2Error('ring metadata is not a JSON object');
+  const partShift = meta.part_shift;
+  if (!isInt(partShift) || partShift < 0 || partShift > 32) {
+    throw v2Error(`part_shift must be an integer in 0..32, got ${JSON.stringify(partShift)}`);
+  }
+  const width = meta.dev_id_bytes;
+  if (width !== 2 && width !== 4) throw v2Error(`dev_id_bytes must be 2 or 4, got ${JSON.stringify(width)}`);
+  const { version, nextPartPower } = optionalMeta(meta);
+  // replica_count in the metadata is informational: Swift's Ring counts the rows it reads.
+
+  const devList = parseJsonBytes(readSection(raw, layout, V2_SECTIONS.devices), 'the device list');
+  if (!Array.isArray(devList)) throw v2Error('devs is not a list');
+  const devs = devList.map((d, i) => (d === null ? null : normalizeDevice(d, i, { requireRegion: true })));
+
+  const table = readSection(raw, layout, V2_SECTIONS.assignments);
+  if (table.length === 0) throw v2Error('the assignments section is empty');
+  if (table.length % width !== 0) {
+    throw v2Error(`the assignments section has ${table.length} bytes, not a whole number of ${width}-byte ids`);
+  }
+  const partCount = 2 ** (32 - partShift);
+  const rows: PartToDev[] = [];
+  for (let off = 0; off < table.length; off += partCount * width) {
+    const count = Math.min(partCount, (table.length - off) / width);
+    if (width === 2) {
+      const row = new Uint16Array(count);
+      for (let i = 0, o = off; i < count; i++, o += 2) row[i] = (table[o]! << 8) | table[o + 1]!;
+      rows.push(row);
+    } else {
+      const row = new Uint32Array(count);
+      for (let i = 0, o = off; i < count; i++, o += 4) {
+        row[i] = ((table[o]! << 24) | (table[o + 1]! << 16) | (table[o + 2]! << 8) | table[o + 3]!) >>> 0;
+      }
+      rows.push(row);
+    }
+  }
+  if (rows[0]!.length !== partCount) {
+    throw v2Error(`ring truncated: the assignments hold ${rows[0]!.length} of ${partCount} partitions`);
+  }
+  const data: RingData = { devs, replica2part2dev: rows, partShift, version, nextPartPower, formatVersion: 2 };
+  checkRingData(data);
+  return { data, layout };
+}
+
+/** Inflates a stretch of the deflate stream from a flush point, as Swift's seek-and-read does. */
+function inflateFrom(gz: Uint8Array, start: number, end: number, limit: number): Buffer | null {
+  try {
+    return inflateRawSync(gz.subarray(start, end), {
+      finishFlush: zlibConstants.Z_SYNC_FLUSH,
+      maxOutputLength: Math.max(1, limit),
+    });
+  } catch {
+    // Not a flush point, or more output than the whole ring: either way not what it claims.
+    return null;
+  }
+}
+
+const sameBytes = (a: Uint8Array | null, b: Uint8Array): boolean => a !== null && Buffer.from(a).equals(b);
+
+/**
+ * Swift finds a v2 ring's index and sections by their compressed offsets: it seeks in the
+ * gzip file and starts a fresh raw inflate there. decodeV2 follows the uncompressed offsets
+ * instead; this makes sure both lead to the same bytes, so whatever is accepted reads exactly
+ * as Swift reads it. A recompressed ring (gzip -d | gzip) fails here as it fails in Swift.
+ */
+function checkV2Offsets(gz: Uint8Array, stream: GzipMember, raw: Uint8Array, layout: V2Layout): void {
+  if (stream.memberEnd !== gz.length) {
+    throw v2Error(`${gz.length - stream.memberEnd} bytes follow the gzip stream; Swift looks for the index at the end of the file`);
+  }
+  const tailAt = gz.length - V2_TAIL_BYTES;
+  const tail = tailAt >= stream.deflateStart ? inflateFrom(gz, tailAt, stream.deflateEnd, raw.length) : null;
+  if (tail === null || tail.length < 8 || !sameBytes(tail.subarray(0, 8), raw.subarray(raw.length - 8))) {
+    throw v2Error(`the index offset is not in a stored block ${V2_TAIL_BYTES} bytes from the end (was the ring recompressed?)`);
+  }
+  const indexAt = layout.indexCompressedStart;
+  const index =
+    indexAt >= stream.deflateStart && indexAt <= stream.deflateEnd
+      ? inflateFrom(gz, indexAt, stream.deflateEnd, raw.length)
+      : null;
+  if (!sameBytes(index, raw.subarray(layout.indexStart))) {
+    throw v2Error(`compressed offset ${indexAt} does not lead to the index at ${layout.indexStart}`);
+  }
+  for (const name of Object.values(V2_SECTIONS)) {
+    const e = indexEntry(layout, name, raw.length);
+    const want = raw.subarray(e.uncompressedStart, e.uncompressedEnd);
+    let got: Buffer | null = null;
+    if (e.compressedStart >= stream.deflateStart && e.compressedStart <= stream.deflateEnd) {
+      // Swift reads on from the start until it has the section and never looks at the
+      // compressed end; trying the end first only saves inflating the rest of the file.
+      const end =
+        e.compressedEnd >= e.compressedStart && e.compressedEnd <= stream.deflateEnd ? e.compressedEnd : stream.deflateEnd;
+      got = inflateFrom(gz, e.compressedStart, end, raw.length);
+      if (end !== stream.deflateEnd && (got === null || got.length < want.length)) {
+        got = inflateFrom(gz, e.compressedStart, stream.deflateEnd, raw.length);
+      }
+    }
+    if (got === null || got.length < want.length || !sameBytes(got.subarray(0, want.length), want)) {
+      throw v2Error(
+        `section ${name}: compressed offset ${e.compressedStart} does not lead to uncompressed ${e.uncompressedStart}..${e.uncompressedEnd}`,
+      );
+    }
+  }
+}
+
+interface GzipMember {
+  out: Buffer;
+  /** Where the deflate data starts and ends, and where the member ends (after its trailer). */
+  deflateStart: number;
+  deflateEnd: number;
+  memberEnd: number;
+}
+
 /**
  * Decompresses the first gzip member, as Swift's RingReader (zlib.decompressobj) does: bytes
- * after it, even another member, are ignored. Unlike Swift, a member cut short or failing its
- * CRC is refused rather than read as far as it goes.
+ * after it, even another member, are ignored (v2 rings then fail checkV2Offsets). Unlike Swift,
+ * a member cut short or failing its CRC is refused rather than read as far as it goes.
  */
-function gunzipRing(gz: Uint8Array, maxBytes: number): Buffer {
+function gunzipRing(gz: Uint8Array, maxBytes: number): GzipMember {
   const bad = (why: string, cause?: unknown) => new RingError(`ring is not a valid gzip stream: ${why}`, { cause });
   if (gz.length < 10) throw bad(`${gz.length} bytes is too short for a gzip header`);
   if (gz[0] !== 0x1f || gz[1] !== 0x8b) throw bad('bad gzip magic');
@@ -273,12 +549,22 @@ function gunzipRing(gz: Uint8Array, maxBytes: number): Buffer {
   const view = new DataView(gz.buffer, gz.byteOffset + end, 8);
   if (view.getUint32(0, true) !== crc32(out)) throw bad('CRC32 mismatch');
   if (view.getUint32(4, true) !== out.length % 2 ** 32) throw bad('length mismatch');
-  return out;
+  return { out, deflateStart: off, deflateEnd: end, memberEnd: end + 8 };
 }
 
-/** Parses a whole ring file (gzip bytes). */
+/** Reads a whole ring file (gzip bytes) in either format. */
+function readRingFile(gz: Uint8Array, maxBytes: number): { data: RingData; raw: Buffer } {
+  const stream = gunzipRing(gz, maxBytes);
+  const raw = stream.out;
+  if (ringFormat(raw) === 1) return { data: decodeV1(raw), raw };
+  const { data, layout } = decodeV2(raw);
+  checkV2Offsets(gz, stream, raw, layout);
+  return { data, raw };
+}
+
+/** Parses a whole ring file (gzip bytes), v1 or v2. */
 export function parseRing(gz: Uint8Array, maxBytes = DEFAULT_MAX_BYTES): RingData {
-  return decodeRing(gunzipRing(gz, maxBytes));
+  return readRingFile(gz, maxBytes).data;
 }
 
 interface FileInfo {
@@ -289,7 +575,7 @@ interface FileInfo {
 
 /** Lookup tables derived once per load, like Swift's _update_bookkeeping. */
 class RingState {
-  readonly rows: Uint16Array[];
+  readonly rows: PartToDev[];
   readonly devs: Array<Device | null>;
   readonly partShift: number;
   readonly partCount: number;
@@ -409,9 +695,9 @@ export class Ring {
 
   /** A ring from the bytes of a ring file, with no file behind it (hasChanged() is always false). */
   static fromBytes(gz: Uint8Array, opts: RingOptions = {}): Ring {
-    const raw = gunzipRing(gz, opts.maxBytes ?? DEFAULT_MAX_BYTES);
+    const { data, raw } = readRingFile(gz, opts.maxBytes ?? DEFAULT_MAX_BYTES);
     const info = { md5: createHash('md5').update(gz).digest('hex'), size: gz.length, rawSize: raw.length };
-    return new Ring(null, new RingState(decodeRing(raw), info), null, opts);
+    return new Ring(null, new RingState(data, info), null, opts);
   }
 
   /** A ring from in-memory data (e.g. from buildRing), checked like a loaded one. */
@@ -434,9 +720,9 @@ export class Ring {
     }
     // Synchronous, as in Swift: rings are read at start and when they change, and zlib's
     // async API cannot say where the first gzip member ends.
-    const raw = gunzipRing(gz, maxBytes);
+    const { data, raw } = readRingFile(gz, maxBytes);
     const info = { md5: createHash('md5').update(gz).digest('hex'), size: gz.length, rawSize: raw.length };
-    return { state: new RingState(decodeRing(raw), info), mtimeNs };
+    return { state: new RingState(data, info), mtimeNs };
   }
 
   /** Devices indexed by id; removed devices are null. */
@@ -462,6 +748,14 @@ export class Ring {
   }
   get version(): number | null {
     return this.state.data.version ?? null;
+  }
+  /** The file format the ring was read from (Swift's RingData.format_version); null when built from data. */
+  get formatVersion(): 1 | 2 | null {
+    return this.state.data.formatVersion ?? null;
+  }
+  /** Width of the device ids in the assignment table, as Swift's Ring.dev_id_bytes. */
+  get devIdBytes(): 2 | 4 {
+    return this.state.rows[0] instanceof Uint32Array ? 4 : 2;
   }
   /** The loaded data; the arrays are the ring's own, not copies. */
   get data(): RingData {
