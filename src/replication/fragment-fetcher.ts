@@ -3,6 +3,7 @@
 // timestamp), bucket the answers by data timestamp and EC etag, and as soon as one bucket holds
 // k useful fragments, stream them segment by segment through the codec. Memory stays near
 // (k + 1) fragments whatever the object size; the other responses are abandoned.
+import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
 import type { ECDriver } from '../codec/index.js';
@@ -69,6 +70,7 @@ export async function rebuildFragmentArchive(pools: PeerPools, req: RebuildReque
   const errors = new Map<string, number>();
   let mixedEtag = false;
   const abort = new AbortController();
+  setMaxListeners(0, abort.signal);
   const all: Array<Promise<unknown>> = [];
   let winner: Bucket | null = null;
 

@@ -77,7 +77,7 @@ export interface ObjectTimestamps {
 
 export interface SsyncResult {
   success: boolean;
-  /** Every object offered (what a revert may purge once success is true). */
+  /** Objects offered and either not wanted or sent (what a revert may purge once success is true). */
   inSync: Map<string, ObjectTimestamps>;
   /** Objects sent (PUT, POST or DELETE). */
   sent: number;
@@ -92,6 +92,7 @@ export async function ssyncSend(mgr: ECDiskFileManager, job: SsyncJob, node: Ssy
   if (!job.suffixes.length) return { ...result, success: true };
   const where = `${node.replication_ip}:${node.replication_port}/${node.device}/${job.partition}`;
   let conn: ChunkedRequest | null = null;
+  let reader: LineReader | null = null;
   try {
     conn = await ChunkedRequest.open(
       node.replication_ip,
@@ -119,7 +120,7 @@ export async function ssyncSend(mgr: ECDiskFileManager, job: SsyncJob, node: Ssy
       opts.logger?.warn(`ssync receiver ${node.replication_ip}:${node.replication_port} does not accept non-durable fragments`);
       includeNonDurable = false;
     }
-    const reader = new LineReader(resp.body);
+    reader = new LineReader(resp.body);
     const fragPrefs = includeNonDurable ? [] : null;
 
     // missing_check
@@ -178,7 +179,9 @@ export async function ssyncSend(mgr: ECDiskFileManager, job: SsyncJob, node: Ssy
             result.sent++;
           }
         } else if (e instanceof DiskFileError) {
-          opts.logger?.debug(`ssync skipped ${hash}: ${(e as Error).message}`);
+          // Not sent, so not in sync: a revert must not purge it (Swift would).
+          result.inSync.delete(hash);
+          opts.logger?.warn(`ssync skipped ${hash}: ${(e as Error).message}`);
         } else {
           throw e;
         }
@@ -190,7 +193,10 @@ export async function ssyncSend(mgr: ECDiskFileManager, job: SsyncJob, node: Ssy
     result.success = true;
     return result;
   } catch (e) {
-    const msg = (e as Error).message;
+    let msg = (e as Error).message;
+    // A receiver that refuses mid-conversation says why in an :ERROR: line, then hangs up.
+    const said = reader ? await reader.readLine(200, 'error line').catch(() => null) : null;
+    if (said && said.trim().startsWith(':ERROR:')) msg = `${msg} (receiver said ${said.trim()})`;
     opts.logger?.error(`${where} ${msg}`);
     return { ...result, success: false, inSync: new Map(), error: msg };
   } finally {

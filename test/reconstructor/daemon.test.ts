@@ -11,36 +11,13 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readMetadata } from '../../src/swift/metadata.js';
 import { realSwiftEnabled, SwiftSandbox, swiftHttp } from '../helpers/swift-cluster.js';
+import { bytes, type NodeInfo, type Placement } from '../helpers/placement.js';
 
 const run = promisify(execFile);
 const BIN = new URL('../../bin/fragmend.js', import.meta.url).pathname;
 const md5 = (b: Uint8Array) => createHash('md5').update(b).digest('hex');
 
-interface NodeInfo {
-  id: number;
-  device: string;
-  ip: string;
-  port: number;
-  index?: number;
-}
-interface Placement {
-  partition: number;
-  hash: string;
-  primaries: NodeInfo[];
-  handoffs: NodeInfo[];
-}
 
-function bytes(n: number, seed: number): Buffer {
-  const out = Buffer.alloc(n);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
 
 /** Every object file under a devices root: relative path -> md5 and metadata. */
 async function snapshot(devicesRoot: string): Promise<Map<string, { md5: string; meta: Record<string, string> }>> {

@@ -13,33 +13,10 @@ import { ssyncSend, type ArchiveSource } from '../../src/replication/ssync-sende
 import { ECDiskFileManager, type ECDiskFile } from '../../src/swift/diskfile.js';
 import { loadSwiftConf, type StoragePolicy } from '../../src/swift/policies.js';
 import { realSwiftEnabled, SwiftSandbox, swiftHttp } from '../helpers/swift-cluster.js';
+import { bytes, type NodeInfo, type Placement } from '../helpers/placement.js';
 
 const md5 = (b: Uint8Array) => createHash('md5').update(b).digest('hex');
-interface NodeInfo {
-  id: number;
-  device: string;
-  ip: string;
-  port: number;
-  index?: number;
-}
-interface Placement {
-  partition: number;
-  hash: string;
-  primaries: NodeInfo[];
-  handoffs: NodeInfo[];
-}
 
-function bytes(n: number, seed: number): Buffer {
-  const out = Buffer.alloc(n);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
 
 describe.skipIf(!realSwiftEnabled())('rebuild and SSYNC against real Swift object servers', () => {
   let sbx: SwiftSandbox;

@@ -730,11 +730,13 @@ describe('fuzzing v2: RingError or a ring, never anything else, never a hang', (
 });
 
 // ------------------------------------------------------------------ live: Swift master reads our v2 rings
+// Only where a Swift master tree is at hand (SWIFT_MASTER=<tree>): CI has Debian's 2.30 alone, so
+// there the suite holds no such test at all rather than a skipped one.
 
 const SWIFT_MASTER = process.env.SWIFT_MASTER;
 const SCRIPT = fileURLToPath(new URL('../../scripts/gen-ring-v2-fixtures.py', import.meta.url));
 
-describe.runIf(Boolean(SWIFT_MASTER))('v2 rings written by fragmend, read by Swift master (SWIFT_MASTER)', () => {
+if (SWIFT_MASTER) describe('v2 rings written by fragmend, read by Swift master (SWIFT_MASTER)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'fragmend-ring-v2-live-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
   const some = names.slice(0, 600);
