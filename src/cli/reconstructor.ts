@@ -3,6 +3,7 @@
 import pino from 'pino';
 import type { Argv } from 'yargs';
 import { loadReconstructorConfig } from '../reconstructor/config.js';
+import { startMetricsServer } from '../reconstructor/metrics.js';
 import { ObjectReconstructor } from '../reconstructor/reconstructor.js';
 import { runWorkers } from '../reconstructor/workers.js';
 
@@ -30,10 +31,13 @@ export async function runReconstructor(a: { conf: string; once: boolean; devices
   };
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
+  const metrics = conf.metricsPort ? await startMetricsServer(r, conf.metricsBindIp, conf.metricsPort) : null;
+  if (metrics) log.info(`Serving Prometheus metrics on http://${conf.metricsBindIp}:${conf.metricsPort}/metrics`);
   try {
     if (a.once) await r.runOnce({ devices, partitions });
     else await r.runForever({ devices });
   } finally {
+    metrics?.close();
     await r.close();
     process.off('SIGTERM', stop);
     process.off('SIGINT', stop);

@@ -434,19 +434,37 @@ export class ObjectReconstructor {
     }
     await this.objectLimiter?.take(1);
     const nodes: FragmentNode[] = part.state.ring.getPartNodes(part.partition).filter((n) => n.id !== node.id);
+    const request = {
+      policy: part.state.policy,
+      ec: part.state.ec,
+      partition: part.partition,
+      name: df.objectName!,
+      localMetadata: md,
+      targetIndex: node.backendIndex,
+      nodes,
+      nodeTimeout: this.conf.nodeTimeout,
+      logger: this.log,
+    };
     let src: ArchiveSource;
     try {
-      src = await rebuildFragmentArchive(this.pools, {
-        policy: part.state.policy,
-        ec: part.state.ec,
-        partition: part.partition,
-        name: df.objectName!,
-        localMetadata: md,
-        targetIndex: node.backendIndex,
-        nodes,
-        nodeTimeout: this.conf.nodeTimeout,
-        logger: this.log,
-      });
+      try {
+        src = await rebuildFragmentArchive(this.pools, request);
+      } catch (e) {
+        if (!(e instanceof RebuildFailed) || !this.isQuarantineCandidate(e, df)) throw e;
+        // Nobody else seems to hold this object: ask the handoffs too before deciding.
+        const replicas = part.state.ring.replicaCount;
+        const maxNodes = Math.max(nodes.length + 1, this.conf.requestNodeCount(replicas));
+        const handoffs = [...part.state.ring.getMoreNodes(part.partition)].slice(0, Math.max(0, maxNodes - (nodes.length + 1)));
+        try {
+          src = await rebuildFragmentArchive(this.pools, { ...request, nodes: [...nodes, ...handoffs] });
+        } catch (e2) {
+          if (e2 instanceof RebuildFailed && this.isQuarantineCandidate(e2, df)) {
+            this.log.warn(`Quarantining solitary fragment #${df.fragIndex} of ${df.objectName} (${df.dataFile})`);
+            throw await df.quarantine(df.dataFile!, `Solitary fragment #${df.fragIndex}`);
+          }
+          throw e2;
+        }
+      }
     } catch (e) {
       if (e instanceof RebuildFailed) {
         if (e.reason === 'mixed-etag') this.stats.failures.mixedEtag++;
@@ -457,6 +475,21 @@ export class ObjectReconstructor {
     }
     const counted = this.countRebuilt(src.body, src.contentLength);
     return { ...src, body: counted };
+  }
+
+  /**
+   * Swift's _is_quarantine_candidate: only 404s came back, the only timestamp seen is the local
+   * one, the fragment is older than quarantine_age, and at most quarantine_threshold (and fewer
+   * than k) fragments of it exist, the local one among them.
+   */
+  private isQuarantineCandidate(e: RebuildFailed, df: ECDiskFile): boolean {
+    if (this.conf.quarantineThreshold <= 0) return false;
+    if (e.errorStatuses.length !== 1 || e.errorStatuses[0] !== '404') return false;
+    const localTs = df.dataTimestamp.internal;
+    if (e.buckets.size !== 1 || !e.buckets.has(localTs)) return false;
+    if (Date.now() / 1000 - df.dataTimestamp.timestamp <= this.conf.quarantineAge) return false;
+    const b = e.buckets.get(localTs)!;
+    return b.responses <= this.conf.quarantineThreshold && b.responses < df.policy.ec!.ndata && df.fragIndex !== null && b.useful.includes(df.fragIndex);
   }
 
   private async *countRebuilt(body: AsyncIterable<Uint8Array>, expected: number): AsyncGenerator<Uint8Array> {

@@ -44,6 +44,10 @@ export class RebuildFailed extends DiskFileError {
   constructor(
     message: string,
     readonly reason: 'insufficient' | 'mixed-etag' | 'errors',
+    /** Error statuses seen ('404', '503', 'unknown', ...), each once. */
+    readonly errorStatuses: string[] = [],
+    /** Per data timestamp: how many fragments answered and which indexes were useful. */
+    readonly buckets: Map<string, { responses: number; useful: number[] }> = new Map(),
   ) {
     super(message);
   }
@@ -154,7 +158,12 @@ export async function rebuildFragmentArchive(pools: PeerPools, req: RebuildReque
       );
     }
     for (const l of lines) logger?.error(l);
-    throw new RebuildFailed(lines.join('; ') || `Unable to reconstruct EC archive ${req.name} frag#${targetIndex}`, mixedEtag ? 'mixed-etag' : buckets.size ? 'insufficient' : 'errors');
+    throw new RebuildFailed(
+      lines.join('; ') || `Unable to reconstruct EC archive ${req.name} frag#${targetIndex}`,
+      mixedEtag ? 'mixed-etag' : buckets.size ? 'insufficient' : 'errors',
+      [...errors.keys()].sort(),
+      new Map([...buckets].filter(([, b]) => b.responses).map(([ts, b]) => [ts, { responses: b.responses, useful: [...b.useful.keys()] }])),
+    );
   }
   // Responses that arrive after the winner are closed as they come; close any already held.
   const chosen = [...(winner as Bucket).useful.values()].slice(0, ndata);
