@@ -152,6 +152,9 @@ export function errorLine(status: number, message: string): string {
  */
 export class LineReader {
   private buf: Buffer = Buffer.alloc(0);
+  // Chunks not yet joined into buf: joining on arrival would make long bodies quadratic.
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
   private ended = false;
   private waiter: (() => void) | null = null;
   private failure: Error | null = null;
@@ -160,7 +163,8 @@ export class LineReader {
     void (async () => {
       try {
         for await (const chunk of source) {
-          this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : Buffer.from(chunk);
+          this.pending.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length));
+          this.pendingBytes += chunk.length;
           this.wake();
         }
       } catch (e) {
@@ -177,9 +181,20 @@ export class LineReader {
     w?.();
   }
 
+  /** Moves arrived chunks into buf; false when none had arrived. */
+  private absorb(): boolean {
+    if (!this.pending.length) return false;
+    this.buf = this.buf.length ? Buffer.concat([this.buf, ...this.pending]) : this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending);
+    this.pending = [];
+    this.pendingBytes = 0;
+    return true;
+  }
+
   private async more(timeoutMs: number, context: string): Promise<void> {
+    if (this.absorb()) return;
     if (this.failure) throw this.failure;
     if (this.ended) return;
+    if (this.absorb()) return;
     await new Promise<void>((resolve, reject) => {
       const timer = timeoutMs > 0 ? setTimeout(() => reject(new SsyncTimeout(`${timeoutMs / 1000} seconds: ${context}`)), timeoutMs) : null;
       this.waiter = () => {
@@ -187,6 +202,7 @@ export class LineReader {
         resolve();
       };
     });
+    this.absorb();
     if (this.failure) throw this.failure;
   }
 
@@ -201,6 +217,7 @@ export class LineReader {
         return line;
       }
       if (this.buf.length > maxLen) throw new SsyncProtocolError(`${context}: line longer than ${maxLen} bytes`);
+      if (this.absorb()) continue;
       if (this.ended) {
         if (this.failure) throw this.failure;
         if (!this.buf.length) return null;
@@ -214,7 +231,8 @@ export class LineReader {
 
   /** Up to n bytes (fewer only at the end of the stream). */
   async read(n: number, timeoutMs: number, context: string): Promise<Uint8Array> {
-    while (this.buf.length < n && !this.ended) await this.more(timeoutMs, context);
+    this.absorb();
+    while (this.buf.length < n && !(this.ended && !this.pending.length)) await this.more(timeoutMs, context);
     if (this.failure && this.buf.length < n) throw this.failure;
     const out = this.buf.subarray(0, Math.min(n, this.buf.length));
     this.buf = this.buf.subarray(out.length);

@@ -17,7 +17,8 @@ export class LockTimeout extends Error {
     readonly timeout: number,
     readonly path: string,
   ) {
-    super(`${timeout} seconds: ${path}`);
+    // Swift's Timeout wording: '1 second', '0.2 seconds'.
+    super(`${timeout} second${timeout === 1 ? '' : 's'}: ${path}`);
     this.name = 'LockTimeout';
   }
 }
