@@ -146,6 +146,25 @@ describe.skipIf(!realSwiftEnabled())('operating fragmend reconstructor on a real
     expect(recon.object_reconstruction_last).toBeGreaterThanOrEqual(t0);
   });
 
+  it('in daemon mode with workers, a dead worker is respawned', async () => {
+    const conf = withOverrides(sbx.node(5).conf, { reconstructor_workers: 2 });
+    const child = spawn(process.execPath, [BIN, 'reconstructor', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    try {
+      for (let i = 0; i < 100 && (out.match(/Started worker/g) ?? []).length < 2; i++) await new Promise((r) => setTimeout(r, 100));
+      const pid = Number(/Started worker 1 \(pid (\d+)\)/.exec(out)![1]);
+      process.kill(pid, 'SIGKILL');
+      for (let i = 0; i < 120 && !/Worker 1 \(pid \d+\) died; respawning/.test(out); i++) await new Promise((r) => setTimeout(r, 100));
+      expect(out).toMatch(/Worker 1 \(pid \d+\) died; respawning/);
+      for (let i = 0; i < 50 && (out.match(/Started worker 1 /g) ?? []).length < 2; i++) await new Promise((r) => setTimeout(r, 100));
+      expect((out.match(/Started worker 1 /g) ?? []).length).toBe(2);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    expect(await new Promise<number | null>((r) => child.once('exit', (c) => r(c)))).toBe(0);
+  });
+
   it('in daemon mode, serves /metrics and exits cleanly on SIGTERM', async () => {
     const srv = createServer().listen(0, '127.0.0.1');
     await new Promise((r) => srv.once('listening', r));
