@@ -4,7 +4,7 @@
 // splits devices and writes per-disk recon; SIGTERM lets a daemon finish and exit; /metrics.
 import { execFile, spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { appendFileSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -92,6 +92,24 @@ describe.skipIf(!realSwiftEnabled())('operating fragmend reconstructor on a real
     // Not limited to partitions, the recon file counts the failures by cause.
     const r = await ours(sbx.node(myNode).conf);
     expect(r.code ?? 0).toBe(0);
+  });
+
+  it('a partner answering 507 gets its fragment rebuilt on a handoff of the same index', async () => {
+    const p = await placement('o2');
+    const me = p.primaries[0]!;
+    const partner = p.primaries[1]!;
+    const pRoot = join(sbx.nodeOfDevice(partner.device).devicesRoot, partner.device);
+    renameSync(pRoot, `${pRoot}.away`); // the object server now answers 507 for it
+    try {
+      const r = await ours(sbx.nodeOfDevice(me.device).conf, '-p', String(p.partition), '-d', me.device);
+      expect(r.code ?? 0, r.stderr).toBe(0);
+      expect(String(r.stdout)).toMatch(/responded as unmounted/);
+      const stand = p.handoffs.find((h) => existsSync(dirOf(p, h)));
+      expect(stand, 'a handoff received the rebuilt fragment').toBeDefined();
+      expect(readdirSync(dirOf(p, stand!)).some((f) => f.endsWith(`#${partner.index}#d.data`))).toBe(true);
+    } finally {
+      renameSync(`${pRoot}.away`, pRoot);
+    }
   });
 
   it('quarantines a solitary fragment older than quarantine_age when quarantine_threshold allows', async () => {
