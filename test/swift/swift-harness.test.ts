@@ -4,6 +4,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bytes } from '../helpers/placement.js';
 import { SwiftSandbox, realSwiftEnabled, swiftHttp } from '../helpers/swift-cluster.js';
 
 const md5 = (b: Uint8Array | string) => createHash('md5').update(b).digest('hex');
@@ -31,17 +32,6 @@ interface Encoded {
   fragment_size: number;
 }
 
-function deterministicBytes(n: number, seed: number): Buffer {
-  const out = Buffer.alloc(n);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
 
 const enabled = realSwiftEnabled();
 
@@ -52,7 +42,7 @@ describe.skipIf(!enabled)('real Swift 2.30 sandbox', () => {
   let object = '';
   let placement: Placement;
   const timestamp = (Date.now() / 1000).toFixed(5);
-  const body = deterministicBytes(1000, 42);
+  const body = bytes(1000, 42);
   let archive: Buffer;
   let encoded: Encoded;
 
@@ -240,7 +230,7 @@ describe.skipIf(!enabled)('real Swift 2.30 sandbox', () => {
     const port = Number(new URL(url).port);
     const c = await swiftHttp(port, 'PUT', `/v1/${account}/c-proxy`, { headers: { 'X-Storage-Policy': 'ec42' } });
     expect([201, 202]).toContain(c.status);
-    const data = deterministicBytes(1_048_576 + 17, 7);
+    const data = bytes(1_048_576 + 17, 7);
     const put = await swiftHttp(port, 'PUT', `/v1/${account}/c-proxy/big`, { body: data });
     expect(put.status).toBe(201);
     expect(put.headers.etag).toBe(md5(data));
