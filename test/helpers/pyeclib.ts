@@ -4,10 +4,11 @@
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { INSTALL_HINT } from './install-hint.js';
 
 export const PYTHON = '/usr/bin/python3';
 const ORACLE = fileURLToPath(new URL('../../scripts/pyeclib-oracle.py', import.meta.url));
-export const PYECLIB_INSTALL_HINT = 'apt-get install -y python3-pyeclib libisal2 libjerasure2';
+export const PYECLIB_INSTALL_HINT = INSTALL_HINT;
 
 /** null when PyECLib with all four backends loads, else why not. */
 export function pyeclibProblem(): string | null {

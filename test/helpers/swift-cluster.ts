@@ -15,14 +15,14 @@ import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { INSTALL_HINT } from './install-hint.js';
 
 export const PYTHON = '/usr/bin/python3';
 export const RING_BUILDER = '/usr/bin/swift-ring-builder';
 export const SCRIPTS_DIR = fileURLToPath(new URL('../../scripts/', import.meta.url));
 export const SWIFT_LAUNCH = path.join(SCRIPTS_DIR, 'swift-launch.py');
 export const SWIFT_DISKFILE = path.join(SCRIPTS_DIR, 'swift-diskfile.py');
-export const REAL_SWIFT_INSTALL_HINT =
-  'apt-get install -y swift swift-object swift-proxy swift-account swift-container python3-swift python3-pyeclib';
+export const REAL_SWIFT_INSTALL_HINT = INSTALL_HINT;
 export const LOOPBACK = '127.0.0.1';
 
 // ------------------------------------------------------------------ availability

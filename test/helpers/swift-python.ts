@@ -2,9 +2,10 @@
 // judge our implementations. Where it is missing the suites that need it are skipped, except
 // under CI=true, where its absence fails the run.
 import { spawnSync } from 'node:child_process';
+import { INSTALL_HINT } from './install-hint.js';
 
 export const PYTHON = '/usr/bin/python3';
-export const SWIFT_INSTALL_HINT = 'apt-get install -y swift swift-object python3-swift';
+export const SWIFT_INSTALL_HINT = INSTALL_HINT;
 
 export function swiftPythonProblem(): string | null {
   const r = spawnSync(PYTHON, ['-c', 'import swift.common.utils, swift.obj.diskfile'], { encoding: 'utf8' });
