@@ -15,7 +15,7 @@ import { parseSwiftConf, type StoragePolicy, type SwiftConf } from '../../src/sw
 import { ObjectServer, type ObjectServerInit } from '../../src/server/object-server.js';
 import { PYTHON } from '../helpers/swift-python.js';
 
-export const SWIFT_SERVER_INSTALL_HINT = 'apt-get install -y swift swift-object python3-swift python3-pyeclib';
+export const SWIFT_SERVER_INSTALL_HINT = INSTALL_HINT;
 
 /**
  * Whether real Swift (its object server, diskfile code, ssync sender, PyECLib) can judge these
@@ -190,6 +190,7 @@ export async function startSwiftServer(sbx: Sandbox, name: string, devices: stri
 
 const PY_SWIFT = String.raw`
 import base64, hashlib, importlib.util, json, logging, os, pickle, sys
+import { INSTALL_HINT } from '../helpers/install-hint.js';
 spec = importlib.util.spec_from_file_location('fragmend_swift_launch', os.environ['FRAGMEND_SWIFT_LAUNCH'])
 launch = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(launch)

@@ -26,6 +26,7 @@ import {
   type WriteOptions,
 } from '../../src/swift/ring-builder.js';
 import { Ring, decodeRing, parseRing, type RingData } from '../../src/swift/ring.js';
+import { INSTALL_HINT } from '../helpers/install-hint.js';
 
 type Name = [string, string | null, string | null];
 
@@ -428,7 +429,7 @@ describe('buildRing', () => {
 
 const PYTHON = '/usr/bin/python3';
 const SCRIPT = fileURLToPath(new URL('../../scripts/gen-ring-fixtures.py', import.meta.url));
-const SWIFT_INSTALL_HINT = 'apt-get install -y swift python3-swift';
+const SWIFT_INSTALL_HINT = INSTALL_HINT;
 
 function swiftProblem(): string | null {
   const probe = spawnSync(PYTHON, ['-c', 'import swift.common.ring, swift.common.utils'], { encoding: 'utf8' });
