@@ -13,6 +13,7 @@ import { pino } from 'pino';
 import { ConfigParser } from '../../src/swift/conf.js';
 import { parseSwiftConf, type StoragePolicy, type SwiftConf } from '../../src/swift/policies.js';
 import { ObjectServer, type ObjectServerInit } from '../../src/server/object-server.js';
+import { INSTALL_HINT } from '../helpers/install-hint.js';
 import { PYTHON } from '../helpers/swift-python.js';
 
 export const SWIFT_SERVER_INSTALL_HINT = INSTALL_HINT;
@@ -190,7 +191,6 @@ export async function startSwiftServer(sbx: Sandbox, name: string, devices: stri
 
 const PY_SWIFT = String.raw`
 import base64, hashlib, importlib.util, json, logging, os, pickle, sys
-import { INSTALL_HINT } from '../helpers/install-hint.js';
 spec = importlib.util.spec_from_file_location('fragmend_swift_launch', os.environ['FRAGMEND_SWIFT_LAUNCH'])
 launch = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(launch)
