@@ -189,7 +189,8 @@ export class LoopbackCluster {
 
   async destroy(): Promise<void> {
     await this.stopAll();
-    await rm(this.root, { recursive: true, force: true });
+    // A job abandoned by a lockup may still be writing: retry the removal briefly.
+    await rm(this.root, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
   }
 
   nodeOfDevice(device: string): ClusterNode {

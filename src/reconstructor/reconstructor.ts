@@ -255,6 +255,7 @@ export class ObjectReconstructor {
     }, Math.max(1, this.conf.lockupTimeout) * 1000);
     heartbeat.unref();
     lockup.unref();
+    const gate = this.lockupGate();
     try {
       const parts = await this.collectParts(opts);
       const changed = new Set<number>();
@@ -283,15 +284,15 @@ export class ObjectReconstructor {
           continue;
         }
         if (!jobs.length) {
-          await this.run(inFlight, () => rm(part.partPath, { recursive: true, force: true }).then(() => undefined));
+          await this.run(inFlight, gate, () => rm(part.partPath, { recursive: true, force: true }).then(() => undefined));
           continue;
         }
         for (const job of jobs) {
           if (this.stopping || this.lockedUp) break;
-          await this.run(inFlight, () => this.processJob(job, part));
+          await this.run(inFlight, gate, () => this.processJob(job, part));
         }
       }
-      await Promise.race([Promise.all(inFlight), this.lockupGate()]);
+      await Promise.race([Promise.all(inFlight), gate]);
     } finally {
       clearInterval(heartbeat);
       clearInterval(lockup);
@@ -319,9 +320,13 @@ export class ObjectReconstructor {
     });
   }
 
-  /** Starts fn when fewer than `concurrency` jobs are in flight. */
-  private async run(inFlight: Set<Promise<void>>, fn: () => Promise<void>): Promise<void> {
-    while (inFlight.size >= this.conf.concurrency) await Promise.race(inFlight);
+  /** Starts fn when fewer than `concurrency` jobs are in flight (not at all after a lockup). */
+  private async run(inFlight: Set<Promise<void>>, gate: Promise<void>, fn: () => Promise<void>): Promise<void> {
+    while (inFlight.size >= this.conf.concurrency) {
+      await Promise.race([...inFlight, gate]);
+      if (this.lockedUp || this.stopping) return;
+    }
+    if (this.lockedUp) return;
     const p: Promise<void> = fn()
       .catch((e) => this.log.error({ err: e }, `Exception in reconstruction job: ${(e as Error).message}`))
       .finally(() => inFlight.delete(p));

@@ -34,8 +34,19 @@ export class PeerPools {
     return pool;
   }
 
-  async close(): Promise<void> {
-    await Promise.all([...this.pools.values()].map((p) => p.close().catch(() => p.destroy())));
+  /** Closes every pool; requests still stuck after a grace period (a hung peer) are destroyed. */
+  async close(graceMs = 1000): Promise<void> {
+    await Promise.all(
+      [...this.pools.values()].map(async (p) => {
+        let timer: NodeJS.Timeout | undefined;
+        const closed = await Promise.race([
+          p.close().then(() => true, () => false),
+          new Promise<boolean>((r) => (timer = setTimeout(() => r(false), graceMs))),
+        ]);
+        clearTimeout(timer);
+        if (!closed) await p.destroy().catch(() => undefined);
+      }),
+    );
     this.pools.clear();
   }
 }
