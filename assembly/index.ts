@@ -6,7 +6,7 @@ import { crc32Init } from './crc32';
 import { gfMul, gfInv } from './field';
 
 export { generatorMatrix, invertMatrix, rowTimesMatrix } from './matrix';
-export { buildTables, dot8, dot16 } from './kernels';
+export { buildTables, dot8, dot16, xorRegions, kernelGroupSize } from './kernels';
 export { crc32, crc32Legacy } from './crc32';
 
 export function init(): void {

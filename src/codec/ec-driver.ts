@@ -3,6 +3,7 @@
 // bad input with a typed error rather than returning bytes that might be wrong.
 import { BACKENDS, backendName, EC_TYPES, isECType, type Backend, type ECType } from './backends.js';
 import { MatrixCoder } from './coder.js';
+import { crc32Short } from './crc.js';
 import {
   ECBackendNotSupported,
   ECBadChecksum,
@@ -18,7 +19,7 @@ import {
   type FragmentMetadata,
 } from './fragment.js';
 import { blockSize, segmentInfo, type SegmentInfo } from './segments.js';
-import { loadRuntime, type KernelPreference, type WasmRuntime } from './wasm.js';
+import { loadRuntime, type KernelKind, type KernelPreference, type WasmRuntime } from './wasm.js';
 
 /** liberasurecode 1.6.2's EC_MAX_FRAGMENTS: the largest k + m it (and so Swift 2.30) accepts. */
 export const MAX_FRAGMENTS = 32;
@@ -44,9 +45,100 @@ export interface ECDriverOptions {
 interface Parsed {
   fragment: Uint8Array;
   md: FragmentMetadata;
+  /**
+   * Where the fragment sits in wasm memory, or -1. Taken when parsed: growing the memory for
+   * scratch detaches views of it, but offsets stay good.
+   */
+  at: number;
 }
 
 const isIndex = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v);
+
+const align = (n: number, a: number): number => Math.ceil(n / a) * a;
+
+/**
+ * A fresh copy of bytes [start, end) of wasm memory. new + set, not slice: V8's slice of a
+ * view of wasm memory runs at about half the speed (measured on Node 20).
+ */
+export function copyOut(u8: Uint8Array, start: number, end: number): Uint8Array {
+  const out = new Uint8Array(end - start);
+  out.set(u8.subarray(start, end));
+  return out;
+}
+
+/**
+ * Regions in a driver's wasm memory for the k + m fragments of one segment of up to
+ * `capacity` bytes, and for that segment itself: the zero-copy side of ECDriver. encodeInto,
+ * decodeInto and reconstructInto work on them in place and hand back views, so nothing is
+ * copied out and nothing is allocated per call. The views are valid until the set is used
+ * again or disposed, and until the wasm memory grows (which detaches them: ask again).
+ */
+export class FragmentSet {
+  readonly k: number;
+  readonly m: number;
+  /** Largest segment the set holds. */
+  readonly capacity: number;
+  /** Bytes of the largest fragment (header included). */
+  readonly fragmentCapacity: number;
+  /** @internal */ readonly base: number;
+  /** @internal */ readonly stride: number;
+  /** @internal */ readonly segmentPtr: number;
+  /** @internal */ readonly segmentBytes: number;
+  /** @internal */ readonly lengths: number[];
+  /** @internal */ readonly rt: WasmRuntime;
+  private disposed = false;
+
+  /** @internal */
+  constructor(rt: WasmRuntime, k: number, m: number, capacity: number, w: 8 | 16) {
+    this.rt = rt;
+    this.k = k;
+    this.m = m;
+    this.capacity = capacity;
+    const bs = blockSize(capacity, k, w);
+    this.fragmentCapacity = HEADER_SIZE + bs;
+    this.stride = align(this.fragmentCapacity, 64);
+    // Room for k whole payloads, so that a decode can rebuild in place.
+    this.segmentBytes = align(k * bs, 64);
+    this.segmentPtr = rt.heap.alloc(this.segmentBytes + (k + m) * this.stride);
+    this.base = this.segmentPtr + this.segmentBytes;
+    this.lengths = new Array<number>(k + m).fill(0);
+  }
+
+  /**
+   * A view of the segment region: write a segment here and pass `segment.subarray(0, len)` to
+   * encodeInto, or pass it to decodeInto to have the segment rebuilt here.
+   */
+  get segment(): Uint8Array {
+    this.check();
+    return new Uint8Array(this.rt.heap.buffer, this.segmentPtr, this.segmentBytes);
+  }
+
+  /** Fragment i as last written into this set (empty if none was). */
+  fragment(i: number): Uint8Array {
+    this.check();
+    return new Uint8Array(this.rt.heap.buffer, this.base + i * this.stride, this.lengths[i]!);
+  }
+
+  fragments(): Uint8Array[] {
+    return this.lengths.map((_, i) => this.fragment(i));
+  }
+
+  /** @internal */
+  slot(i: number): number {
+    return this.base + i * this.stride;
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.rt.heap.release(this.segmentPtr);
+  }
+
+  /** @internal */
+  check(): void {
+    if (this.disposed) throw new ECInvalidParameter('this fragment set has been disposed');
+  }
+}
 
 export class ECDriver {
   readonly k: number;
@@ -58,7 +150,15 @@ export class ECDriver {
   readonly writeLegacyCrc: boolean;
   private readonly rt: WasmRuntime;
   private readonly coder: MatrixCoder;
-  private readonly crc = (bytes: Uint8Array, legacy: boolean): number => this.rt.crc32Of(bytes, legacy);
+  private scratchPtr = -1;
+  private scratchBytes = 0;
+  /** CRC-32 of bytes anywhere: in place when they are in wasm memory, in JS when short. */
+  private readonly crc = (bytes: Uint8Array, legacy: boolean): number => {
+    const at = this.rt.heap.offsetOf(bytes);
+    if (at >= 0) return this.rt.crc32(at, bytes.length, legacy);
+    if (bytes.length <= 512) return crc32Short(bytes, legacy);
+    return this.rt.crc32Of(bytes, legacy);
+  };
 
   private constructor(opts: Required<Omit<ECDriverOptions, 'kernels' | 'runtime' | 'allowNonMds'>> & { ecType: ECType }, rt: WasmRuntime) {
     this.k = opts.k;
@@ -102,7 +202,7 @@ export class ECDriver {
   }
 
   /** The wasm build running this driver's kernels. */
-  get kernel(): 'simd' | 'scalar' {
+  get kernel(): KernelKind {
     return this.rt.kind;
   }
 
@@ -114,56 +214,88 @@ export class ECDriver {
   /** k data fragments then m parity fragments, each with its 80-byte header. */
   encode(data: Uint8Array): Uint8Array[] {
     if (!(data instanceof Uint8Array)) throw new ECInvalidParameter('encode takes a Uint8Array');
-    const { k, m, rt } = this;
-    const n = k + m;
-    const bs = blockSize(data.length, k, this.backend.w);
-    const fsize = HEADER_SIZE + bs;
-    const stride = Math.ceil(fsize / 16) * 16;
-    return rt.heap.with(n * stride, (base) => {
-      const u8 = rt.heap.u8;
-      const payload = (i: number): number => base + i * stride + HEADER_SIZE;
-      for (let i = 0; i < k; i++) {
-        const start = Math.min(i * bs, data.length);
-        const end = Math.min(start + bs, data.length);
-        u8.set(data.subarray(start, end), payload(i));
-        u8.fill(0, payload(i) + (end - start), payload(i) + bs);
-      }
-      const dataPtrs = Array.from({ length: k }, (_, i) => payload(i));
-      const parityPtrs = Array.from({ length: m }, (_, i) => payload(k + i));
-      this.coder.encode(dataPtrs, parityPtrs, bs);
-      const out: Uint8Array[] = [];
-      for (let i = 0; i < n; i++) {
-        this.writeHeaderAt(base + i * stride, i, bs, data.length);
-        out.push(rt.heap.u8.slice(base + i * stride, base + i * stride + fsize));
-      }
-      return out;
-    });
+    const n = this.k + this.m;
+    const fsize = HEADER_SIZE + blockSize(data.length, this.k, this.backend.w);
+    // Where and how long data is, before scratch may grow the memory and detach it.
+    const src = this.rt.heap.offsetOf(data);
+    const len = data.length;
+    const base = this.scratch(n * fsize);
+    this.encodeAt(data, src, len, (i) => base + i * fsize);
+    // One allocation per fragment: below glibc's mmap threshold these come from a heap that is
+    // reused, where one block of n fragments is a fresh mapping, page-faulted in, every call.
+    const u8 = this.rt.heap.u8;
+    return Array.from({ length: n }, (_, i) => copyOut(u8, base + i * fsize, base + (i + 1) * fsize));
+  }
+
+  /**
+   * encode into a FragmentSet: its fragments, as views of wasm memory. When data is a view of
+   * the set's segment (or of any wasm memory of this driver) it is not copied in either.
+   */
+  encodeInto(data: Uint8Array, set: FragmentSet): Uint8Array[] {
+    if (!(data instanceof Uint8Array)) throw new ECInvalidParameter('encode takes a Uint8Array');
+    this.checkSet(set);
+    if (data.length > set.capacity) {
+      throw new ECInvalidParameter(`a segment of ${data.length} bytes does not fit a fragment set for ${set.capacity}`);
+    }
+    const fsize = this.encodeAt(data, this.rt.heap.offsetOf(data), data.length, (i) => set.slot(i));
+    set.lengths.fill(fsize);
+    return set.fragments();
+  }
+
+  /** A FragmentSet for segments of up to `capacity` bytes, in this driver's wasm memory. */
+  createFragmentSet(capacity: number): FragmentSet {
+    if (!isIndex(capacity) || capacity < 1) throw new ECInvalidParameter(`invalid segment capacity ${String(capacity)}`);
+    // Reserve the scratch that calls on segments of this size need (copying or not), so that
+    // they do not grow the memory, and detach the views a caller holds, later.
+    const bs = blockSize(capacity, this.k, this.backend.w);
+    const n = this.k + this.m;
+    this.scratch(Math.max(n * (HEADER_SIZE + bs), this.k * bs + this.k * align(bs, 16), n * (HEADER_SIZE + bs) + this.k * align(bs, 16)));
+    return new FragmentSet(this.rt, this.k, this.m, capacity, this.backend.w);
   }
 
   /** The original bytes from any k or more fragments of one segment, in any order. */
   decode(fragments: readonly Uint8Array[]): Uint8Array {
     const parsed = this.parseFragments(fragments, 'decode');
+    const { size, origDataSize } = parsed[0]!.md;
     const byIndex = this.uniqueByIndex(parsed);
-    const first = parsed[0]!.md;
-    const { k } = this;
-    const size = first.size;
-    const out = new Uint8Array(first.origDataSize);
-    const place = (i: number, bytes: Uint8Array): void => {
-      const start = i * size;
-      if (start >= out.length) return;
-      out.set(bytes.subarray(0, Math.min(size, out.length - start)), start);
-    };
-    const missingData = [];
-    for (let i = 0; i < k; i++) {
-      const p = byIndex.get(i);
-      if (p) place(i, p.fragment.subarray(HEADER_SIZE, HEADER_SIZE + size));
-      else missingData.push(i);
+    if (this.dataPresent(byIndex)) {
+      const out = new Uint8Array(origDataSize);
+      this.placeData(byIndex, size, out);
+      return out;
     }
-    if (missingData.length > 0) {
-      const rebuilt = this.rebuildPayloads(byIndex, missingData, size, 'decode');
-      missingData.forEach((idx, j) => place(idx, rebuilt[j]!));
+    const seg = this.scratch(this.k * size + this.k * align(size, 16));
+    this.rebuildSegment(byIndex, size, seg, seg + this.k * size);
+    return copyOut(this.rt.heap.u8, seg, seg + origDataSize);
+  }
+
+  /**
+   * decode into `out` (at least the segment's size): returns the segment's size. When out is
+   * in this driver's wasm memory and holds k whole payloads (a FragmentSet's segment does),
+   * missing data is rebuilt straight into it.
+   */
+  decodeInto(fragments: readonly Uint8Array[], out: Uint8Array): number {
+    if (!(out instanceof Uint8Array)) throw new ECInvalidParameter('decodeInto writes into a Uint8Array');
+    const parsed = this.parseFragments(fragments, 'decode');
+    const { size, origDataSize } = parsed[0]!.md;
+    if (out.length < origDataSize) {
+      throw new ECInvalidParameter(`the segment is ${origDataSize} bytes; the output holds only ${out.length}`);
     }
-    return out;
+    const byIndex = this.uniqueByIndex(parsed);
+    if (this.dataPresent(byIndex)) {
+      this.placeData(byIndex, size, out.subarray(0, origDataSize));
+      return origDataSize;
+    }
+    const at = this.rt.heap.offsetOf(out);
+    if (at >= 0 && out.length >= this.k * size) {
+      this.rebuildSegment(byIndex, size, at, this.scratch(this.k * align(size, 16)));
+    } else {
+      const seg = this.scratch(this.k * size + this.k * align(size, 16));
+      this.rebuildSegment(byIndex, size, seg, seg + this.k * size);
+      const u8 = this.rt.heap.u8;
+      if (at >= 0) u8.copyWithin(at, seg, seg + origDataSize);
+      else out.set(u8.subarray(seg, seg + origDataSize));
+    }
+    return origDataSize;
   }
 
   /**
@@ -171,29 +303,38 @@ export class ECDriver {
    * ones, each with a fresh header. An index that was given is returned as a copy.
    */
   reconstruct(fragments: readonly Uint8Array[], missing: readonly number[]): Uint8Array[] {
-    if (!Array.isArray(missing) || missing.length === 0) {
-      throw new ECInvalidParameter('reconstruct needs a non-empty list of fragment indexes to rebuild');
+    const r = this.prepareReconstruct(fragments, missing);
+    const { fragLen, wanted } = r;
+    // Rebuilt fragments side by side in scratch, headers written in place, then copied out.
+    const base = this.scratch(wanted.length * fragLen + this.k * align(r.size, 16));
+    this.rebuildFragments(r, (j) => base + j * fragLen, base + wanted.length * fragLen);
+    const u8 = this.rt.heap.u8;
+    const rebuilt = new Map(wanted.map((idx, j) => [idx, copyOut(u8, base + j * fragLen, base + (j + 1) * fragLen)]));
+    const given = (p: Parsed): Uint8Array => (p.at >= 0 ? copyOut(u8, p.at, p.at + fragLen) : p.fragment.slice());
+    return r.order.map((idx) => rebuilt.get(idx) ?? given(r.byIndex.get(idx)!));
+  }
+
+  /**
+   * reconstruct into a FragmentSet: fragment i goes to the set's slot i, and the result is
+   * views of those slots. Indexes that were given are copied into their slots too.
+   */
+  reconstructInto(fragments: readonly Uint8Array[], missing: readonly number[], set: FragmentSet): Uint8Array[] {
+    this.checkSet(set);
+    const r = this.prepareReconstruct(fragments, missing);
+    if (r.fragLen > set.stride) {
+      throw new ECInvalidParameter(`fragments of ${r.fragLen} bytes do not fit a fragment set for ${set.capacity}-byte segments`);
     }
-    for (const idx of missing) this.checkIndex(idx, 'index to reconstruct');
-    const parsed = this.parseFragments(fragments, 'reconstruct');
-    const byIndex = this.uniqueByIndex(parsed);
-    const wanted = [...new Set(missing)].sort((a, b) => a - b).filter((i) => !byIndex.has(i));
-    const first = [...byIndex.values()].sort((a, b) => a.md.index - b.md.index)[0]!.md;
-    const fragLen = parsed[0]!.fragment.length;
-    const rebuilt = new Map<number, Uint8Array>();
-    if (wanted.length > 0) {
-      const payloads = this.rebuildPayloads(byIndex, wanted, first.size, 'reconstruct');
-      wanted.forEach((idx, j) => {
-        const frag = new Uint8Array(fragLen);
-        frag.set(payloads[j]!, HEADER_SIZE);
-        const meta = this.headerFields(idx, first.size, first.origDataSize, payloads[j]!);
-        writeHeader(frag, 0, meta, this.crc, this.writeLegacyCrc);
-        rebuilt.set(idx, frag);
-      });
+    this.rebuildFragments(r, (j) => set.slot(r.wanted[j]!), this.scratch(this.k * align(r.size, 16)));
+    for (const idx of r.wanted) set.lengths[idx] = r.fragLen;
+    const u8 = this.rt.heap.u8;
+    for (const idx of r.order) {
+      if (r.wanted.includes(idx)) continue;
+      const p = r.byIndex.get(idx)!;
+      if (p.at >= 0) u8.copyWithin(set.slot(idx), p.at, p.at + r.fragLen);
+      else u8.set(p.fragment, set.slot(idx));
+      set.lengths[idx] = r.fragLen;
     }
-    return [...missing]
-      .sort((a, b) => a - b)
-      .map((idx) => rebuilt.get(idx) ?? byIndex.get(idx)!.fragment.slice());
+    return r.order.map((idx) => set.fragment(idx));
   }
 
   /** Which fragments (the first k not missing nor excluded) rebuild `missing`. */
@@ -233,9 +374,12 @@ export class ECDriver {
     return segmentInfo(dataLen, segmentSize, this.k, this.backend.w);
   }
 
-  /** Frees this driver's tables in wasm memory. */
+  /** Frees this driver's tables and scratch in wasm memory. */
   dispose(): void {
     this.coder.dispose();
+    if (this.scratchPtr >= 0) this.rt.heap.release(this.scratchPtr);
+    this.scratchPtr = -1;
+    this.scratchBytes = 0;
   }
 
   // ------------------------------------------------------------------ internals
@@ -297,7 +441,7 @@ export class ECDriver {
       }
       const md = readHeader(fragment, this.crc, what);
       this.checkBelongs(md, what);
-      return { fragment, md };
+      return { fragment, md, at: this.rt.heap.offsetOf(fragment) };
     });
     const ref = parsed[0]!.md;
     for (const { md } of parsed) {
@@ -336,21 +480,133 @@ export class ECDriver {
     return byIndex;
   }
 
-  /** Rebuilds the payloads of `want` from the first k available fragments in index order. */
-  private rebuildPayloads(byIndex: Map<number, Parsed>, want: number[], size: number, op: string): Uint8Array[] {
+  /**
+   * A region of at least `bytes` in wasm memory, kept from call to call: every call runs to
+   * completion before the next, so one region serves them all.
+   */
+  private scratch(bytes: number): number {
+    if (this.coder.isDisposed) throw new ECInvalidParameter('this driver has been disposed');
+    if (bytes > this.scratchBytes) {
+      if (this.scratchPtr >= 0) this.rt.heap.release(this.scratchPtr);
+      this.scratchBytes = align(Math.max(bytes, 4096), 65536);
+      this.scratchPtr = this.rt.heap.alloc(this.scratchBytes);
+    }
+    return this.scratchPtr;
+  }
+
+  private checkSet(set: FragmentSet): void {
+    if (!(set instanceof FragmentSet) || set.rt !== this.rt || set.k !== this.k || set.m !== this.m) {
+      throw new ECInvalidParameter('that fragment set was not made by a driver of this shape on this runtime');
+    }
+    set.check();
+  }
+
+  /** Encodes data into the fragment regions at slot(i); returns the fragment size. */
+  private encodeAt(data: Uint8Array, src: number, len: number, slot: (i: number) => number): number {
+    const { k, m, rt } = this;
+    const n = k + m;
+    const bs = blockSize(len, k, this.backend.w);
+    const u8 = rt.heap.u8;
+    const dataPtrs: number[] = [];
+    const parityPtrs: number[] = [];
+    for (let i = 0; i < k; i++) {
+      const p = slot(i) + HEADER_SIZE;
+      const start = Math.min(i * bs, len);
+      const end = Math.min(start + bs, len);
+      if (src >= 0) u8.copyWithin(p, src + start, src + end);
+      else u8.set(data.subarray(start, end), p);
+      if (end - start < bs) u8.fill(0, p + (end - start), p + bs);
+      dataPtrs.push(p);
+    }
+    for (let i = k; i < n; i++) parityPtrs.push(slot(i) + HEADER_SIZE);
+    this.coder.encode(dataPtrs, parityPtrs, bs);
+    for (let i = 0; i < n; i++) this.writeHeaderAt(slot(i), i, bs, len);
+    return HEADER_SIZE + bs;
+  }
+
+  /** True when every data fragment is there, so decoding is concatenation. */
+  private dataPresent(byIndex: Map<number, Parsed>): boolean {
+    for (let i = 0; i < this.k; i++) if (!byIndex.has(i)) return false;
+    return true;
+  }
+
+  /** Copies the data payloads, trimmed to the segment's size, into out. */
+  private placeData(byIndex: Map<number, Parsed>, size: number, out: Uint8Array): void {
+    for (let i = 0; i < this.k; i++) {
+      const start = i * size;
+      if (start >= out.length) break;
+      const frag = byIndex.get(i)!.fragment;
+      out.set(frag.subarray(HEADER_SIZE, HEADER_SIZE + Math.min(size, out.length - start)), start);
+    }
+  }
+
+  /** The first k fragments in index order: the ones liberasurecode rebuilds from. */
+  private availOf(byIndex: Map<number, Parsed>, op: string): number[] {
+    const avail = [...byIndex.keys()].sort((a, b) => a - b).slice(0, this.k);
+    if (avail.length < this.k) throw new ECInsufficientFragments(`${op} needs ${this.k} distinct fragments, got ${avail.length}`);
+    return avail;
+  }
+
+  /** Where a source payload is for the kernel: in place if it is in wasm memory, else copied to spare. */
+  private sourcePtr(p: Parsed, size: number, spare: number): number {
+    if (p.at >= 0) return p.at + HEADER_SIZE;
+    this.rt.heap.u8.set(p.fragment.subarray(HEADER_SIZE, HEADER_SIZE + size), spare);
+    return spare;
+  }
+
+  /**
+   * The k data payloads laid end to end at seg (k * size bytes): present ones copied there,
+   * missing ones rebuilt there. spare holds up to k payloads of parity copied in.
+   */
+  private rebuildSegment(byIndex: Map<number, Parsed>, size: number, seg: number, spare: number): void {
     const { k, rt } = this;
-    const avail = [...byIndex.keys()].sort((a, b) => a - b).slice(0, k);
-    if (avail.length < k) throw new ECInsufficientFragments(`${op} needs ${k} distinct fragments, got ${avail.length}`);
-    const stride = Math.ceil(Math.max(size, 1) / 16) * 16;
-    return rt.heap.with((k + want.length) * stride, (base) => {
-      const u8 = rt.heap.u8;
-      const src = avail.map((idx, j) => {
-        u8.set(byIndex.get(idx)!.fragment.subarray(HEADER_SIZE, HEADER_SIZE + size), base + j * stride);
-        return base + j * stride;
-      });
-      const dst = want.map((_, j) => base + (k + j) * stride);
-      this.coder.rebuild(avail, src, want, dst, size);
-      return dst.map((p) => rt.heap.u8.slice(p, p + size));
+    const avail = this.availOf(byIndex, 'decode');
+    const u8 = rt.heap.u8;
+    const srcs: number[] = [];
+    let spareAt = spare;
+    for (const idx of avail) {
+      const p = byIndex.get(idx)!;
+      if (idx < k) {
+        const dst = seg + idx * size;
+        if (p.at >= 0) u8.copyWithin(dst, p.at + HEADER_SIZE, p.at + HEADER_SIZE + size);
+        else u8.set(p.fragment.subarray(HEADER_SIZE, HEADER_SIZE + size), dst);
+        srcs.push(dst);
+      } else {
+        srcs.push(this.sourcePtr(p, size, spareAt));
+        spareAt += align(size, 16);
+      }
+    }
+    const want: number[] = [];
+    for (let i = 0; i < k; i++) if (!byIndex.has(i)) want.push(i);
+    this.coder.rebuild(avail, srcs, want, want.map((i) => seg + i * size), size);
+  }
+
+  private prepareReconstruct(fragments: readonly Uint8Array[], missing: readonly number[]) {
+    if (!Array.isArray(missing) || missing.length === 0) {
+      throw new ECInvalidParameter('reconstruct needs a non-empty list of fragment indexes to rebuild');
+    }
+    for (const idx of missing) this.checkIndex(idx, 'index to reconstruct');
+    const parsed = this.parseFragments(fragments, 'reconstruct');
+    const byIndex = this.uniqueByIndex(parsed);
+    const order = [...missing].sort((a, b) => a - b);
+    const wanted = [...new Set(order)].filter((i) => !byIndex.has(i));
+    const { size, origDataSize } = parsed[0]!.md;
+    return { byIndex, order, wanted, size, origDataSize, fragLen: parsed[0]!.fragment.length };
+  }
+
+  /** Rebuilds fragments `wanted` (headers included) into the regions at slot(j). */
+  private rebuildFragments(r: ReturnType<ECDriver['prepareReconstruct']>, slot: (j: number) => number, spare: number): void {
+    if (r.wanted.length === 0) return;
+    const { byIndex, wanted, size, origDataSize, fragLen } = r;
+    const avail = this.availOf(byIndex, 'reconstruct');
+    const srcs = avail.map((idx, j) => this.sourcePtr(byIndex.get(idx)!, size, spare + j * align(size, 16)));
+    const dsts = wanted.map((_, j) => slot(j) + HEADER_SIZE);
+    this.coder.rebuild(avail, srcs, wanted, dsts, size);
+    const u8 = this.rt.heap.u8;
+    wanted.forEach((idx, j) => {
+      // A fragment longer than header + payload keeps its tail zero, as liberasurecode's does.
+      if (fragLen > HEADER_SIZE + size) u8.fill(0, slot(j) + HEADER_SIZE + size, slot(j) + fragLen);
+      this.writeHeaderAt(slot(j), idx, size, origDataSize);
     });
   }
 }

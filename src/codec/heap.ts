@@ -13,6 +13,7 @@ export class WasmHeap {
   private free: Array<[number, number]> = [];
   private readonly sizes = new Map<number, number>();
   private view: Uint8Array;
+  private words: Uint32Array;
 
   constructor(memory: WebAssembly.Memory, base: number) {
     this.memory = memory;
@@ -20,12 +21,32 @@ export class WasmHeap {
     const end = memory.buffer.byteLength;
     if (end > start) this.free.push([start, end - start]);
     this.view = new Uint8Array(memory.buffer);
+    this.words = new Uint32Array(memory.buffer);
   }
 
   /** The memory as bytes; a fresh view after the memory grew. */
   get u8(): Uint8Array {
     if (this.view.buffer !== this.memory.buffer) this.view = new Uint8Array(this.memory.buffer);
     return this.view;
+  }
+
+  /** The memory as 32-bit words (little-endian, as wasm is); a fresh view after growth. */
+  get u32(): Uint32Array {
+    if (this.words.buffer !== this.memory.buffer) this.words = new Uint32Array(this.memory.buffer);
+    return this.words;
+  }
+
+  /** The memory's current ArrayBuffer (replaced, and the old one detached, when it grows). */
+  get buffer(): ArrayBuffer {
+    return this.memory.buffer;
+  }
+
+  /**
+   * Where `view` starts in this memory, or -1 when it is not a view of it: a view of the
+   * current buffer can be handed to the kernels in place, with no copy.
+   */
+  offsetOf(view: Uint8Array): number {
+    return view.buffer === this.memory.buffer ? view.byteOffset : -1;
   }
 
   get byteLength(): number {
@@ -69,7 +90,9 @@ export class WasmHeap {
     const oldEnd = this.memory.buffer.byteLength;
     const last = this.free[this.free.length - 1];
     const tail = last && last[0] + last[1] === oldEnd ? last[1] : 0;
-    const pages = Math.ceil((size - tail) / PAGE);
+    // Growing detaches every view of the memory, callers' included: grow by at least a
+    // quarter (and 1 MiB) so that it happens rarely.
+    const pages = Math.max(Math.ceil((size - tail) / PAGE), Math.ceil(oldEnd / 4 / PAGE), 16);
     this.memory.grow(pages);
     this.insertFree(oldEnd, pages * PAGE);
   }

@@ -1,7 +1,7 @@
 // fragmend/codec: Swift-compatible Reed-Solomon erasure coding in WebAssembly.
 // Runtime-neutral: nothing here imports node:* modules.
-export { ECDriver, MAX_FRAGMENTS, type ECDriverOptions } from './ec-driver.js';
-export { ReedSolomon, type ReedSolomonOptions, type Shards } from './reed-solomon.js';
+export { ECDriver, FragmentSet, MAX_FRAGMENTS, type ECDriverOptions } from './ec-driver.js';
+export { ReedSolomon, ShardSet, type ReedSolomonOptions, type Shards } from './reed-solomon.js';
 export { BACKENDS, EC_TYPES, backendName, isECType, type Backend, type ECType } from './backends.js';
 export {
   ECError,
@@ -21,4 +21,28 @@ export {
   type ChecksumType,
 } from './fragment.js';
 export { segmentInfo, blockSize, alignedDataSize, type SegmentInfo } from './segments.js';
-export { loadRuntime, createRuntime, simdSupported, type KernelPreference, type KernelKind, WasmRuntime } from './wasm.js';
+export {
+  loadRuntime,
+  createRuntime,
+  simdSupported,
+  relaxedSimdSupported,
+  enableRelaxedSimd,
+  resolveKernel,
+  setValidator,
+  wasmBytesOf,
+  type KernelPreference,
+  type KernelKind,
+  type Validator,
+  WasmRuntime,
+} from './wasm.js';
+export { CodecPool, defaultWorkerFactory, type CodecPoolOptions, type WorkerFactory, type WorkerPort } from './pool.js';
+export {
+  encodeSegments,
+  encodeArchives,
+  rebuildArchive,
+  rebuildArchiveStream,
+  type ByteSource,
+  type EncodeStreamOptions,
+  type ArchiveStreamOptions,
+  type RebuildOptions,
+} from './stream.js';

@@ -1,39 +1,89 @@
-// The wasm layer on its own: region kernels of the SIMD build against the scalar build and a
-// reference built from single multiplications; generator matrices; CRC-32 against zlib.
+// The wasm layer on its own: region kernels of the relaxed-SIMD, SIMD and scalar builds
+// against each other and a reference built from single multiplications; generator matrices;
+// CRC-32 against zlib.
 import fc from 'fast-check';
+import { setFlagsFromString } from 'node:v8';
 import * as zlib from 'node:zlib';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { createRuntime, type WasmRuntime } from '../../src/codec/index.js';
+import { kernelGroups } from '../../src/codec/coder.js';
+import { crc32Short } from '../../src/codec/crc.js';
+import { createRuntime, relaxedSimdSupported, setValidator, type WasmRuntime } from '../../src/codec/index.js';
 
+// Node 20 validates relaxed SIMD only behind this flag; V8 reads it when it validates, so
+// setting it here lets the relaxed build run in this process (Node 22 needs no flag).
+setFlagsFromString('--experimental-wasm-relaxed-simd');
+setValidator(null);
+
+let relaxed: WasmRuntime | undefined;
 let simd: WasmRuntime;
 let scalar: WasmRuntime;
 beforeAll(async () => {
   simd = await createRuntime('simd');
   scalar = await createRuntime('scalar');
+  if (relaxedSimdSupported()) relaxed = await createRuntime('relaxed');
 });
 
-/** Runs dot8 or dot16 on one runtime: out[r] = sum_j coef[r][j] * src[j]. */
-function runDot(rt: WasmRuntime, w: 8 | 16, coefs: number[][], srcs: Uint8Array[], len: number, misalign: number): Uint8Array[] {
+/**
+ * Runs dot8 or dot16 on one runtime: out[r] = sum_j coef[r][j] * src[j]. With xor, row 0
+ * must be all ones and runs as the kernel's XOR row.
+ */
+function runDot(rt: WasmRuntime, w: 8 | 16, coefs: number[][], srcs: Uint8Array[], len: number, misalign: number, xor: 0 | 1 = 0): Uint8Array[] {
   const k = srcs.length;
   const rows = coefs.length;
   const heap = rt.heap;
-  const tbl = heap.alloc(rows * k * (w === 16 ? 128 : 32));
+  const tbl = heap.alloc(Math.max(1, rows * k * (w === 16 ? 128 : 32)));
   const coefPtr = heap.alloc(rows * k * 4);
   const ptrs = heap.alloc(4 * (k + rows));
   const region = len + 64;
   const buf = heap.alloc((k + rows) * region);
   try {
-    rt.writeU32(coefPtr, coefs.flat());
-    rt.exports.buildTables(w, rows * k, coefPtr, tbl);
+    // Tables in kernel order: group by group, input-major inside a group.
+    const ordered: number[] = [];
+    let r0 = xor;
+    for (const g of kernelGroups(rt, w, rows, xor)) {
+      for (let j = 0; j < k; j++) for (let r = r0; r < r0 + g; r++) ordered.push(coefs[r]![j]!);
+      r0 += g;
+    }
+    rt.writeU32(coefPtr, ordered);
+    rt.exports.buildTables(w, ordered.length, coefPtr, tbl);
     const at = (i: number) => buf + i * region + misalign;
     srcs.forEach((s, j) => heap.u8.set(s, at(j)));
     rt.writeU32(ptrs, [...srcs.map((_, j) => at(j)), ...coefs.map((_, r) => at(k + r))]);
-    (w === 16 ? rt.exports.dot16 : rt.exports.dot8)(len, k, rows, tbl, ptrs, ptrs + 4 * k);
+    (w === 16 ? rt.exports.dot16 : rt.exports.dot8)(len, k, rows, xor, tbl, ptrs, ptrs + 4 * k);
     return coefs.map((_, r) => heap.u8.slice(at(k + r), at(k + r) + len));
   } finally {
     [tbl, coefPtr, ptrs, buf].forEach((p) => heap.release(p));
   }
 }
+
+describe('relaxed SIMD', () => {
+  it('is chosen by auto exactly where the runtime validates it', async () => {
+    const { resolveKernel, wasmBytesOf } = await import('../../src/codec/wasm.js');
+    try {
+      setValidator(() => false);
+      expect(resolveKernel('auto')).toBe('scalar');
+      // A runtime with SIMD128 but not relaxed SIMD, as Node 20 is without its flag.
+      setValidator((bytes) => bytes !== wasmBytesOf('relaxed'));
+      expect(resolveKernel('auto')).toBe('simd');
+      expect(() => resolveKernel('relaxed')).toThrow(/relaxed SIMD/);
+      setValidator(() => true);
+      expect(resolveKernel('auto')).toBe('relaxed');
+    } finally {
+      setValidator(null);
+    }
+  });
+
+  it('enableRelaxedSimd turns it on where the runtime can (Node 20: the V8 flag)', async () => {
+    const { enableRelaxedSimd } = await import('../../src/codec/wasm.js');
+    expect(enableRelaxedSimd()).toBe(relaxedSimdSupported());
+  });
+
+  it.runIf(relaxedSimdSupported())('runs here (the flag took effect)', () => {
+    expect(relaxed?.kind).toBe('relaxed');
+    expect(relaxed?.exports.kernelKind()).toBe(2);
+  });
+});
+
 
 function reference(rt: WasmRuntime, w: 8 | 16, coefs: number[][], srcs: Uint8Array[], len: number): Uint8Array[] {
   return coefs.map((row) => {
@@ -62,7 +112,8 @@ describe.each([8, 16] as const)('GF(2^%i) region kernels', (w) => {
         fc.integer({ min: 0, max: 300 }),
         fc.integer({ min: 0, max: 15 }),
         fc.integer(),
-        (k, rows, units, misalign, seed) => {
+        fc.boolean(),
+        (k, rows, units, misalign, seed, withXor) => {
           const len = units * (w / 8);
           const [coefFlat, bytes] = fc.sample(
             fc.tuple(
@@ -72,11 +123,13 @@ describe.each([8, 16] as const)('GF(2^%i) region kernels', (w) => {
             { seed, numRuns: 1 },
           )[0]!;
           const coefs = Array.from({ length: rows }, (_, r) => coefFlat.slice(r * k, (r + 1) * k));
+          const xor = withXor ? 1 : 0;
+          if (xor) coefs[0] = new Array(k).fill(1);
           const srcs = Array.from({ length: k }, (_, j) => bytes.subarray(j * len, (j + 1) * len));
-          const a = runDot(simd, w, coefs, srcs, len, misalign);
-          const b = runDot(scalar, w, coefs, srcs, len, misalign);
-          expect(a).toEqual(b);
-          expect(a).toEqual(reference(scalar, w, coefs, srcs, len));
+          const want = reference(scalar, w, coefs, srcs, len);
+          expect(runDot(simd, w, coefs, srcs, len, misalign, xor)).toEqual(want);
+          expect(runDot(scalar, w, coefs, srcs, len, misalign, xor)).toEqual(want);
+          if (relaxed) expect(runDot(relaxed, w, coefs, srcs, len, misalign, xor)).toEqual(want);
         },
       ),
       { numRuns: 150 },
@@ -145,6 +198,8 @@ describe('CRC-32', () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 500 }), (bytes) => {
         expect(simd.crc32Of(bytes, true)).toBe(alt(bytes));
+        expect(crc32Short(bytes, true)).toBe(alt(bytes));
+        expect(crc32Short(bytes, false)).toBe(simd.crc32Of(bytes));
       }),
     );
     expect(simd.crc32Of(new Uint8Array(0), true)).toBe(0);
