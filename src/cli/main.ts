@@ -1,18 +1,30 @@
-// The `fragmend` command line. Each subsystem adds its command here.
-import yargs from 'yargs';
-import { codecCommand } from './codec.js';
-import { demoCommand } from './demo.js';
-import { objectServerCommand } from './object-server.js';
-import { reconstructorCommand } from './reconstructor.js';
-import { swiftToolCommands } from './swift-tools.js';
+// The `fragmend` command line. Each subsystem adds its command here. Only the module of the
+// command being run is loaded: a daemon started by the minute (`reconstructor --once` from
+// cron or a test harness) should not pay for the demo's or the codec tool's imports.
+import yargs, { type Argv } from 'yargs';
+
+type Register = (y: Argv) => Argv;
+
+const MODULES: Record<string, () => Promise<Register[]>> = {
+  codec: async () => [(await import('./codec.js')).codecCommand],
+  'get-nodes': async () => [(await import('./swift-tools.js')).swiftToolCommands],
+  'suffix-hashes': async () => [(await import('./swift-tools.js')).swiftToolCommands],
+  reconstructor: async () => [(await import('./reconstructor.js')).reconstructorCommand],
+  demo: async () => [(await import('./demo.js')).demoCommand],
+  'object-server': async () => [(await import('./object-server.js')).objectServerCommand],
+};
+
+async function allCommands(): Promise<Register[]> {
+  const seen = new Set<Register>();
+  for (const load of Object.values(MODULES)) for (const r of await load()) seen.add(r);
+  return [...seen];
+}
 
 export async function main(args: string[]): Promise<void> {
+  const first = args[0];
+  const registers = first !== undefined && Object.hasOwn(MODULES, first) ? await MODULES[first]!() : await allCommands();
   let cli = yargs(args).scriptName('fragmend').strict().help().version(false);
-  cli = codecCommand(cli);
-  cli = swiftToolCommands(cli);
-  cli = reconstructorCommand(cli);
-  cli = demoCommand(cli);
-  cli = objectServerCommand(cli);
+  for (const r of registers) cli = r(cli);
   await cli
     .demandCommand(1, 'name a command (see --help)')
     .fail((msg, err) => {

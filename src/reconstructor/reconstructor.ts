@@ -365,8 +365,10 @@ export class ObjectReconstructor {
   private async sync(job: ReconstructionJob, part: PartInfo): Promise<void> {
     const begin = Date.now();
     this.statsd.increment(`partition.update.count.${job.localDev.device}`);
-    for (const partner of job.syncTo) {
-      const found = await this.suffixesToSync(job, part, partner);
+    // The partners' hashes are asked for all at once: each answer waits on another node's
+    // disk, and a pass with nothing to do is mostly that wait. The pushes stay one at a time.
+    const partners = await Promise.all(job.syncTo.map((partner) => this.suffixesToSync(job, part, partner)));
+    for (const found of partners) {
       if (!found || !found.suffixes.length) continue;
       const result = await ssyncSend(
         part.state.mgr,

@@ -5,13 +5,12 @@
 // (k + 1) fragments whatever the object size; the other responses are abandoned.
 import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
-import type { Dispatcher } from 'undici';
 import type { ECDriver } from '../codec/index.js';
 import { DiskFileError } from '../swift/ondisk.js';
 import type { Metadata } from '../swift/metadata.js';
 import type { StoragePolicy } from '../swift/policies.js';
 import { Timestamp } from '../swift/timestamp.js';
-import { backendPath, type PeerPools } from './peers.js';
+import { backendPath, type PeerPools, type PeerResponse } from './peers.js';
 import type { ArchiveSource } from './ssync-sender.js';
 
 export interface FragmentNode {
@@ -57,7 +56,7 @@ interface Bucket {
   etag: string | null;
   durable: boolean;
   responses: number;
-  useful: Map<number, Dispatcher.ResponseData>;
+  useful: Map<number, PeerResponse>;
 }
 
 export async function rebuildFragmentArchive(pools: PeerPools, req: RebuildRequest): Promise<ArchiveSource> {
@@ -83,8 +82,7 @@ export async function rebuildFragmentArchive(pools: PeerPools, req: RebuildReque
     if (!pending) resolve();
     for (const node of req.nodes) {
       const p = pools
-        .get(node.replication_ip, node.replication_port)
-        .request({ method: 'GET', path: backendPath(node.device, req.partition, req.name), headers, signal: abort.signal })
+        .request(node.replication_ip, node.replication_port, { method: 'GET', path: backendPath(node.device, req.partition, req.name), headers, signal: abort.signal })
         .then((res) => {
           const where = `${node.replication_ip}:${node.replication_port}/${node.device}/${req.partition}${req.name}`;
           const note = (status: string) => errors.set(status, (errors.get(status) ?? 0) + 1);
@@ -178,33 +176,55 @@ export async function rebuildFragmentArchive(pools: PeerPools, req: RebuildReque
 }
 
 /** Drops a response we will not read; its body may still error as it closes, harmlessly. */
-function discard(res: Dispatcher.ResponseData): void {
+function discard(res: PeerResponse): void {
   res.body.on('error', () => undefined);
   res.body.destroy();
 }
 
-/** Reads exactly n bytes (fewer only at the end) from a response body. */
+/** Reads exactly n bytes (fewer only at the end) from a response body, copying each byte once. */
 class ExactReader {
-  private buf: Buffer = Buffer.alloc(0);
+  private chunks: Buffer[] = [];
+  private have = 0;
   private readonly it: AsyncIterator<Buffer>;
   private ended = false;
   constructor(body: AsyncIterable<Buffer>) {
     this.it = body[Symbol.asyncIterator]();
   }
   async read(n: number): Promise<Buffer> {
-    while (this.buf.length < n && !this.ended) {
+    while (this.have < n && !this.ended) {
       const r = await this.it.next();
       if (r.done) this.ended = true;
-      else this.buf = this.buf.length ? Buffer.concat([this.buf, r.value]) : r.value;
+      else if (r.value.length) {
+        this.chunks.push(r.value);
+        this.have += r.value.length;
+      }
     }
-    const out = this.buf.subarray(0, Math.min(n, this.buf.length));
-    this.buf = this.buf.subarray(out.length);
+    const take = Math.min(n, this.have);
+    let out: Buffer;
+    const first = this.chunks[0];
+    if (first && first.length >= take) {
+      out = first.subarray(0, take);
+      if (first.length === take) this.chunks.shift();
+      else this.chunks[0] = first.subarray(take);
+    } else {
+      out = Buffer.allocUnsafe(take);
+      let at = 0;
+      while (at < take) {
+        const c = this.chunks[0]!;
+        const k = Math.min(c.length, take - at);
+        c.copy(out, at, 0, k);
+        at += k;
+        if (k === c.length) this.chunks.shift();
+        else this.chunks[0] = c.subarray(k);
+      }
+    }
+    this.have -= take;
     return out;
   }
 }
 
 async function* rebuiltSegments(
-  responses: Dispatcher.ResponseData[],
+  responses: PeerResponse[],
   ec: ECDriver,
   targetIndex: number,
   fragmentSize: number,

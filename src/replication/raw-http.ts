@@ -3,6 +3,8 @@
 // sender does the same over its own buffered connection.
 import { connect, type Socket } from 'node:net';
 
+const CRLF = Buffer.from('\r\n');
+
 export class ConnectionError extends Error {
   constructor(message: string) {
     super(message);
@@ -89,7 +91,18 @@ export class ChunkedRequest {
   async sendChunk(data: Uint8Array | string, timeoutMs: number, context: string): Promise<void> {
     const body = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
     if (!body.length) return;
-    await this.write(Buffer.concat([Buffer.from(`${body.length.toString(16)}\r\n`), body, Buffer.from('\r\n')]), timeoutMs, context);
+    if (body.length < 16384) {
+      await this.write(Buffer.concat([Buffer.from(`${body.length.toString(16)}\r\n`), body, CRLF]), timeoutMs, context);
+      return;
+    }
+    // a big chunk goes out without being copied: head, body and tail in one corked write
+    if (this.closed || this.socket.destroyed) throw new ConnectionError(`${context}: connection closed`);
+    this.socket.cork();
+    this.socket.write(`${body.length.toString(16)}\r\n`, 'latin1');
+    this.socket.write(body);
+    const done = this.write(CRLF, timeoutMs, context);
+    this.socket.uncork();
+    await done;
   }
 
   /** The terminating zero-length chunk. */

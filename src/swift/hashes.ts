@@ -3,7 +3,7 @@
 // (suffixes appended one per line, folded into hashes.pkl by consolidate), both under the
 // partition's .lock so a Swift object server on the same disk never sees a torn update.
 import { randomBytes } from 'node:crypto';
-import { open, readFile, writeFile } from 'node:fs/promises';
+import { open, readFile, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { renamer } from './fsutil.js';
 import { withLock } from './locks.js';
@@ -106,6 +106,17 @@ export async function writeHashes(partPath: string, state: HashesState): Promise
 
 /** Folds hashes.invalid into hashes.pkl (under the partition lock) and returns the result. */
 export async function consolidateHashes(partPath: string): Promise<HashesState> {
+  // Nothing to fold in: hashes.pkl is replaced by rename, so it reads whole without the lock.
+  // An invalidation appended meanwhile is seen by the next call, as it would be had it come
+  // just after this one.
+  const pending = await stat(join(partPath, HASH_INVALIDATIONS_FILE)).then(
+    (st) => st.size,
+    (e: NodeJS.ErrnoException) => {
+      if (e.code === 'ENOENT') return 0;
+      throw e;
+    },
+  );
+  if (pending === 0) return readHashes(partPath);
   return withLock(partPath, async () => {
     const state = await readHashes(partPath);
     let text: string;
