@@ -197,7 +197,7 @@ export class ECDriver {
     if (!isIndex(libecVersion) || libecVersion < 1 || libecVersion > 0xffffffff) {
       throw new ECInvalidParameter(`invalid libecVersion: ${String(libecVersion)}`);
     }
-    const rt = opts.runtime ?? (await loadRuntime(opts.kernels ?? 'auto'));
+    const rt = opts.runtime ?? (await loadRuntime(opts.kernels));
     return new ECDriver({ k, m, ecType, chksumType, libecVersion, writeLegacyCrc: !!opts.writeLegacyCrc }, rt);
   }
 

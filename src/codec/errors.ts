@@ -53,3 +53,14 @@ export class ECSingularMatrix extends ECError {
     super('EBADPARAMS', message);
   }
 }
+
+/**
+ * No usable wasm build: none was given (fragmend/codec/core before init({ wasm })), or one
+ * could not be fetched, read or compiled. liberasurecode's name for a backend that cannot be
+ * loaded.
+ */
+export class ECWasmUnavailable extends ECError {
+  constructor(message: string) {
+    super('EBACKENDNOTAVAIL', message);
+  }
+}

@@ -1,48 +1,21 @@
-// fragmend/codec: Swift-compatible Reed-Solomon erasure coding in WebAssembly.
-// Runtime-neutral: nothing here imports node:* modules.
-export { ECDriver, FragmentSet, MAX_FRAGMENTS, type ECDriverOptions } from './ec-driver.js';
-export { ReedSolomon, ShardSet, type ReedSolomonOptions, type Shards } from './reed-solomon.js';
-export { BACKENDS, EC_TYPES, backendName, isECType, type Backend, type ECType } from './backends.js';
-export {
-  ECError,
-  ECInvalidParameter,
-  ECBackendNotSupported,
-  ECBadHeader,
-  ECBadChecksum,
-  ECInsufficientFragments,
-  ECSingularMatrix,
-} from './errors.js';
-export {
-  HEADER_SIZE,
-  FRAGMENT_MAGIC,
-  DEFAULT_LIBEC_VERSION,
-  readHeader,
-  type FragmentMetadata,
-  type ChecksumType,
-} from './fragment.js';
-export { segmentInfo, blockSize, alignedDataSize, type SegmentInfo } from './segments.js';
-export {
-  loadRuntime,
-  createRuntime,
-  simdSupported,
-  relaxedSimdSupported,
-  enableRelaxedSimd,
-  resolveKernel,
-  setValidator,
-  wasmBytesOf,
-  type KernelPreference,
-  type KernelKind,
-  type Validator,
-  WasmRuntime,
-} from './wasm.js';
-export { CodecPool, defaultWorkerFactory, type CodecPoolOptions, type WorkerFactory, type WorkerPort } from './pool.js';
-export {
-  encodeSegments,
-  encodeArchives,
-  rebuildArchive,
-  rebuildArchiveStream,
-  type ByteSource,
-  type EncodeStreamOptions,
-  type ArchiveStreamOptions,
-  type RebuildOptions,
-} from './stream.js';
+// fragmend/codec: Swift-compatible Reed-Solomon erasure coding in WebAssembly, for Node,
+// browsers, Deno and Bun. Brings its three wasm builds inlined as base64 (decoded when first
+// used), so it needs no file system, fetch or bundler support; fragmend/codec/core is the
+// same API without them. Runtime-neutral: nothing here imports node:* modules.
+import { registerWasm } from './wasm.js';
+import { RELAXED_WASM_BASE64, SCALAR_WASM_BASE64, SIMD_WASM_BASE64 } from './wasm-inline.js';
+
+function decodeBase64(b64: string): Uint8Array<ArrayBuffer> {
+  const bin = atob(b64);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
+registerWasm({
+  relaxed: () => decodeBase64(RELAXED_WASM_BASE64),
+  simd: () => decodeBase64(SIMD_WASM_BASE64),
+  scalar: () => decodeBase64(SCALAR_WASM_BASE64),
+});
+
+export * from './api.js';

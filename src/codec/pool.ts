@@ -11,7 +11,9 @@ import {
   ECInsufficientFragments,
   ECInvalidParameter,
   ECSingularMatrix,
+  ECWasmUnavailable,
 } from './errors.js';
+import { wasmSource } from './wasm.js';
 import type { InitMessage, JobMessage, ReadyMessage, ResultMessage } from './worker.js';
 
 /** The pool's side of one worker. */
@@ -40,6 +42,7 @@ const ERRORS: Record<string, new (message: string) => ECError> = {
   ECBadChecksum,
   ECInsufficientFragments,
   ECSingularMatrix,
+  ECWasmUnavailable,
 };
 
 function revive(e: { name: string; message: string }): Error {
@@ -144,6 +147,8 @@ export class CodecPool {
     if (!Number.isInteger(count) || count < 1) throw new ECInvalidParameter(`invalid worker count ${String(count)}`);
     const batchBytes = opts.batchBytes ?? 4 << 20;
     const { workers: _w, spawn, batchBytes: _b, ...driver } = opts;
+    // The build is chosen (and fetched, if remote) here, once, and sent to every worker.
+    const wasm = await wasmSource(driver.kernels);
     const factory = spawn ?? defaultWorkerFactory();
     const slots: Slot[] = [];
     const kernels: string[] = [];
@@ -163,7 +168,7 @@ export class CodecPool {
               if (msg.type === 'ready') resolve(msg.kernel);
               else reject(revive((msg as { error: { name: string; message: string } }).error));
             });
-            port.postMessage({ type: 'init', options: driver } satisfies InitMessage);
+            port.postMessage({ type: 'init', options: { ...driver, kernels: wasm.kind }, wasm } satisfies InitMessage);
           }),
         );
       }

@@ -106,7 +106,7 @@ export class ReedSolomon {
         `${matrix} with m=${m} is not MDS (some losses of up to m shards cannot be rebuilt); pass allowNonMds to use it anyway`,
       );
     }
-    const rt = opts.runtime ?? (await loadRuntime(opts.kernels ?? 'auto'));
+    const rt = opts.runtime ?? (await loadRuntime(opts.kernels));
     return new ReedSolomon(k, m, matrix, rt);
   }
 

@@ -1,15 +1,21 @@
 // The worker side of CodecPool: an ECDriver in its own thread, taking batches of segments
 // (or of fragment sets) in one buffer and answering with one buffer, moved, not copied,
 // across the thread boundary. Runs as a Web Worker (self) or a Node worker_threads worker
-// (reached through process.getBuiltinModule, so this file imports no node:* module).
+// (reached through process.getBuiltinModule, so this file imports no node:* module). It
+// brings no wasm build of its own: the pool sends the one it chose in the init message.
 import { ECDriver, FragmentSet, type ECDriverOptions } from './ec-driver.js';
 import { HEADER_SIZE } from './fragment.js';
 import { blockSize } from './segments.js';
-import type { KernelPreference } from './wasm.js';
+import { init, type KernelKind, type KernelPreference } from './wasm.js';
 
 export interface InitMessage {
   type: 'init';
   options: Omit<ECDriverOptions, 'runtime'> & { kernels?: KernelPreference };
+  /**
+   * The build to run, as the pool's thread has it: bytes, or a compiled Module (both go
+   * through postMessage). This file imports no build of its own.
+   */
+  wasm?: { kind: KernelKind; source: Uint8Array<ArrayBuffer> | WebAssembly.Module };
 }
 
 /** One batch: items packed end to end in `buffer` (or a view of shared memory). */
@@ -54,13 +60,16 @@ export function serveCodec(port: HostPort): void {
   port.onMessage((raw) => {
     const msg = raw as InitMessage | JobMessage;
     if (msg.type === 'init') {
-      ECDriver.create(msg.options).then(
-        (d) => {
-          ec = d;
-          port.postMessage({ type: 'ready', kernel: d.kernel } satisfies ReadyMessage);
-        },
-        (e: Error) => port.postMessage({ type: 'failed', error: { name: e.name, message: e.message } } satisfies ReadyMessage),
-      );
+      const wasm = msg.wasm;
+      (wasm ? init({ wasm: { [wasm.kind]: wasm.source }, kernels: wasm.kind }) : Promise.resolve())
+        .then(() => ECDriver.create(wasm ? { ...msg.options, kernels: wasm.kind } : msg.options))
+        .then(
+          (d) => {
+            ec = d;
+            port.postMessage({ type: 'ready', kernel: d.kernel } satisfies ReadyMessage);
+          },
+          (e: Error) => port.postMessage({ type: 'failed', error: { name: e.name, message: e.message } } satisfies ReadyMessage),
+        );
       return;
     }
     try {

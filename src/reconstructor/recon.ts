@@ -2,7 +2,8 @@
 // reconstructor all write into it): one JSON line, read-modify-written under a lock on the file,
 // replaced by rename, nested dicts merged and an empty dict deleting its key. swift-recon and
 // the recon middleware read it.
-import { closeSync, openSync, readSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { closeSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
 import { unlink, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -50,12 +51,23 @@ export function pyJson(value: Json): string {
 }
 
 async function lockFile(path: string, timeoutSeconds: number): Promise<number> {
-  const fd = openSync(path, 'a+');
+  let fd = openSync(path, 'a+');
   const deadline = Date.now() + timeoutSeconds * 1000;
   for (;;) {
     try {
       fsExt.flockSync(fd, 'exnb');
-      return fd;
+      // The holder before us may have renamed a new file over the path (the lock then guards
+      // an orphaned inode, and what we would read is stale): lock the path's file anew.
+      let current: number | null = null;
+      try {
+        current = statSync(path).ino;
+      } catch {
+        /* gone: reopened below */
+      }
+      if (current === fstatSync(fd).ino) return fd;
+      closeSync(fd);
+      fd = openSync(path, 'a+');
+      continue;
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       if (code !== 'EAGAIN' && code !== 'EWOULDBLOCK') {
@@ -86,7 +98,7 @@ export async function dumpReconCache(update: Record<string, Json>, cacheFile: st
       // Not a valid entry: it is rewritten from scratch, as Swift does.
     }
     for (const [k, v] of Object.entries(update)) putReconCacheEntry(entry, k, v);
-    const tmp = join(dirname(cacheFile), `.${process.pid}.${Date.now()}.recon.tmp`);
+    const tmp = join(dirname(cacheFile), `.${process.pid}.${randomBytes(6).toString('hex')}.recon.tmp`);
     try {
       await writeFile(tmp, pyJson(entry) + '\n', 'ascii');
       await renamer(tmp, cacheFile, false);

@@ -219,16 +219,22 @@ export class ECDiskFileManager {
     let hashes: Map<string, SuffixHashes | null>;
     if (!orig || !orig.valid) {
       doListdir = true;
+      modified = true;
       hashes = new Map();
       orig = await readHashes(partPath);
     } else {
       hashes = new Map(orig.suffixes);
     }
     if (doListdir) {
+      // Swift rewrites hashes.pkl (and fsyncs it) after every listing, even when the listing
+      // found nothing new, so each pass costs every partition a write. Only a new suffix (or
+      // a missing or invalid hashes.pkl) changes what the file would say.
       for (const suff of await readdir(partPath).catch(() => [] as string[])) {
-        if (suff.length === 3 && !hashes.has(suff)) hashes.set(suff, null);
+        if (suff.length === 3 && !hashes.has(suff)) {
+          hashes.set(suff, null);
+          modified = true;
+        }
       }
-      modified = true;
     }
     for (const s of recalculate) hashes.set(s, null);
     for (const [suffix, h] of [...hashes]) {

@@ -6,19 +6,10 @@ import { setFlagsFromString } from 'node:v8';
 import { describe, expect, it } from 'vitest';
 import { ECDriver, relaxedSimdSupported, setValidator, type ECType } from '../../src/codec/index.js';
 import { digest, hex, sha } from '../helpers/digest.js';
+import type { GoldenCase } from '../helpers/golden-subset.js';
 import { prngBytes } from '../helpers/prng.js';
 
-interface Case {
-  ec_type: ECType;
-  k: number;
-  m: number;
-  length: number;
-  seed: number;
-  fragment_length: number;
-  fragments: string[];
-  header0: string;
-  reconstruct: Array<{ missing: number[]; rebuilt: string[] }>;
-}
+type Case = GoldenCase & { ec_type: ECType };
 
 const golden = JSON.parse(readFileSync(new URL('../fixtures/golden.json', import.meta.url), 'utf8')) as {
   cases: Case[];
