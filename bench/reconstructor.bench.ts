@@ -662,6 +662,8 @@ async function restoreBench() {
     const small = keystream(77)(MiB);
     await putObject(proxy2, 'restore', 'small', small);
     written.set('small', md5(small));
+    const MID_BYTES = 64 * MiB;
+    if (BIG_MIB > 64) written.set('mid', await putStreaming(proxy2, 'restore', 'mid', MID_BYTES, 4343));
     await sbx.stopProxy();
 
     const rss: RssSample[] = [];
@@ -669,6 +671,7 @@ async function restoreBench() {
     const baselineCpu: Record<Daemon, number[]> = { swift: [], fragmend: [] };
     for (const [name, size] of [
       ['small', MiB],
+      ...(BIG_MIB > 64 ? ([['mid', 64 * MiB]] as const) : []),
       ['big', bigBytes],
     ] as const) {
       const p = await sbx.diskfileOk<Placement>({ op: 'get_nodes', policy: 1, account: ACCOUNT, container: 'restore', object: name });
@@ -920,6 +923,7 @@ function report(m: ReturnType<typeof machine>, restore: Awaited<ReturnType<typeo
   const rBig = rssOf('fragmend', BIG_MIB);
   const flat = rBig.max <= r1.median * 1.2;
   add(`peak RSS MiB, rebuilding a 1 MiB object`, spread(rssOf('swift', 1), 1), spread(r1, 1), null, '', null);
+  if (BIG_MIB > 64) add('peak RSS MiB, rebuilding a 64 MiB object', spread(rssOf('swift', 64), 1), spread(rssOf('fragmend', 64), 1), null, '', null);
   add(`peak RSS MiB, rebuilding a ${BIG_MIB} MiB object`, spread(rssOf('swift', BIG_MIB), 1), spread(rBig, 1), null, `fragmend ${BIG_MIB} MiB ≤ 1.2 × its 1 MiB`, flat);
   add('peak RSS MiB, same process with nothing to rebuild', spread(stat(restore.baseline.swift), 1), spread(stat(restore.baseline.fragmend), 1), null, '', null);
 

@@ -5,11 +5,12 @@
 // (k + 1) fragments whatever the object size; the other responses are abandoned.
 import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
-import type { ECDriver } from '../codec/index.js';
+import type { ECDriver, FragmentSet } from '../codec/index.js';
 import { DiskFileError } from '../swift/ondisk.js';
 import type { Metadata } from '../swift/metadata.js';
 import type { StoragePolicy } from '../swift/policies.js';
 import { Timestamp } from '../swift/timestamp.js';
+import { GarbageBound } from './memory.js';
 import { backendPath, type PeerPools, type PeerResponse } from './peers.js';
 import type { ArchiveSource } from './ssync-sender.js';
 
@@ -172,7 +173,7 @@ export async function rebuildFragmentArchive(pools: PeerPools, req: RebuildReque
   delete metadata.ETag;
   delete metadata.Etag;
   const contentLength = Number(req.localMetadata['Content-Length']);
-  return { metadata, contentLength, body: rebuiltSegments(chosen, ec, targetIndex, policy.ec!.fragmentSize, req.nodeTimeout, req.name, logger) };
+  return { metadata, contentLength, body: rebuiltSegments(chosen, ec, targetIndex, policy.ec!.fragmentSize, policy.ec!.segmentSize, req.nodeTimeout, req.name, logger) };
 }
 
 /** Drops a response we will not read; its body may still error as it closes, harmlessly. */
@@ -181,10 +182,14 @@ function discard(res: PeerResponse): void {
   res.body.destroy();
 }
 
-/** Reads exactly n bytes (fewer only at the end) from a response body, copying each byte once. */
+/**
+ * Reads exactly n bytes (fewer only at the end) from a response body, copying each byte at
+ * most once. What it returns is valid until the next read.
+ */
 class ExactReader {
   private chunks: Buffer[] = [];
   private have = 0;
+  private scratch: Buffer | null = null;
   private readonly it: AsyncIterator<Buffer>;
   private ended = false;
   constructor(body: AsyncIterable<Buffer>) {
@@ -207,7 +212,9 @@ class ExactReader {
       if (first.length === take) this.chunks.shift();
       else this.chunks[0] = first.subarray(take);
     } else {
-      out = Buffer.allocUnsafe(take);
+      // one buffer per reader, reused: the caller is done with a read before it asks again
+      if (!this.scratch || this.scratch.length < take) this.scratch = Buffer.allocUnsafeSlow(n);
+      out = this.scratch.subarray(0, take);
       let at = 0;
       while (at < take) {
         const c = this.chunks[0]!;
@@ -228,11 +235,15 @@ async function* rebuiltSegments(
   ec: ECDriver,
   targetIndex: number,
   fragmentSize: number,
+  segmentSize: number,
   nodeTimeout: number,
   name: string,
   logger?: Logger,
 ): AsyncGenerator<Uint8Array> {
   const readers = responses.map((r) => new ExactReader(r.body as AsyncIterable<Buffer>));
+  const bound = new GarbageBound();
+  let set: FragmentSet | undefined;
+  let out: Buffer | undefined;
   try {
     for (;;) {
       let timer: NodeJS.Timeout | undefined;
@@ -250,9 +261,17 @@ async function* rebuiltSegments(
         clearTimeout(timer);
       }
       if (frags.some((f) => f.length === 0)) return;
-      yield ec.reconstruct(frags, [targetIndex])[0]!;
+      bound.add(frags.length * fragmentSize);
+      // Rebuilt in place in the codec's memory, then copied into one buffer reused for every
+      // segment: whoever takes a segment has written it out before it asks for the next.
+      set ??= ec.createFragmentSet(segmentSize);
+      const view = ec.reconstructInto(frags, [targetIndex], set)[0]!;
+      if (!out || out.length < view.length) out = Buffer.allocUnsafeSlow(view.length);
+      out.set(view);
+      yield out.subarray(0, view.length);
     }
   } finally {
+    set?.dispose();
     for (const r of responses) discard(r);
   }
 }
