@@ -1,7 +1,8 @@
 // fragmend's reconstructor against swift-object-reconstructor (Swift 2.30) on real loopback
 // clusters, with the same data and the same settings (concurrency 1, log_level INFO):
 //   1. restoring a wiped device on an all-Swift cluster: wall seconds, MiB/s of fragment archives
-//      restored, CPU seconds of the reconstructor processes;
+//      restored, CPU seconds of the reconstructor processes (each kind of object server is
+//      started once and warmed by one unmeasured run before its rounds);
 //   2. the same restore with fragmend's object servers on every node (same confs, same disks);
 //   3. a pass with nothing to do over a 1024-partition ring whose partitions hold objects;
 //   4. peak RSS of a reconstructor rebuilding a lost archive of a 1 MiB and of a big object.
@@ -13,7 +14,8 @@
 // set), FRAGMEND_BENCH_NOOP_OBJECTS (3000), FRAGMEND_BENCH_NOOP_NODES (2 nodes timed per no-op
 // pass), FRAGMEND_BENCH_BIG_MIB (1024), FRAGMEND_BENCH_QUICK=1 (small everything, to try the
 // bench out), FRAGMEND_BENCH_CPU_PROF=<dir> (fragmend reconstructors write .cpuprofile files
-// there), FRAGMEND_BENCH_KEEP=1 (keep the sandboxes), FRAGMEND_BENCH_REV=<commit> (bench that
+// there), FRAGMEND_BENCH_SERVER_PROF=<dir> (the same for fragmend's object servers, written when they
+// stop), FRAGMEND_BENCH_KEEP=1 (keep the sandboxes), FRAGMEND_BENCH_REV=<commit> (bench that
 // commit's src/ rather than the working tree's), FRAGMEND_BENCH_QUIET_WAIT (300: seconds to
 // wait for others' jobs to leave the CPU before a round).
 //
@@ -51,6 +53,7 @@ const NOOP_NODES = int(env.FRAGMEND_BENCH_NOOP_NODES, 2);
 const NOOP_PART_POWER = 10;
 const BIG_MIB = int(env.FRAGMEND_BENCH_BIG_MIB, QUICK ? 64 : 1024);
 const CPU_PROF = env.FRAGMEND_BENCH_CPU_PROF || '';
+const SERVER_PROF = env.FRAGMEND_BENCH_SERVER_PROF || '';
 const KEEP = env.FRAGMEND_BENCH_KEEP === '1';
 const REV = env.FRAGMEND_BENCH_REV || '';
 /** the commit REV named when the build was made (a branch may move while the bench runs) */
@@ -220,6 +223,8 @@ function buildFragmend(): void {
   // tsc still emits when some file has a type error; whether the result runs is checked below
   if (r.error) throw r.error;
   if (r.status !== 0) note(`tsc reported problems (continuing with what it emitted):\n${r.stdout.slice(0, 2000)}`);
+  const bundle = spawnSync(process.execPath, [join(ROOT, 'scripts', 'bundle-cli.mjs'), join(BUILD, 'dist')], { cwd: ROOT, encoding: 'utf8' });
+  if (bundle.status !== 0) throw new Error(`bundling the command line failed:\n${bundle.stdout}${bundle.stderr}`);
   mkdirSync(join(BUILD, 'bin'), { recursive: true });
   writeFileSync(FRAGMEND, readFileSync(join(ROOT, 'bin', 'fragmend.js')));
   const probe = spawnSync(process.execPath, [FRAGMEND, '--help'], { encoding: 'utf8', env: nodeEnv() });
@@ -467,7 +472,8 @@ class Bench {
         [...Array(NODES).keys()].map(async (i) => {
           const n = this.sbx.node(i);
           const fd = openSync(join(this.logDir, `fragmend-object-${i}.log`), 'a');
-          const child = spawn(process.execPath, [FRAGMEND, 'object-server', n.conf], { cwd: ROOT, env: nodeEnv(), stdio: ['ignore', fd, fd] });
+          const prof = SERVER_PROF ? ['--cpu-prof', `--cpu-prof-dir=${SERVER_PROF}`, `--cpu-prof-name=server-${++profileSeq}-node${i}.cpuprofile`] : [];
+          const child = spawn(process.execPath, [...prof, FRAGMEND, 'object-server', n.conf], { cwd: ROOT, env: nodeEnv(), stdio: ['ignore', fd, fd] });
           closeSync(fd);
           const exited = new Promise<void>((r) => child.once('exit', () => r()));
           this.fragServers.set(i, { child, exited });
@@ -634,20 +640,24 @@ async function restoreBench() {
     }
 
     const samples: RestoreSample[] = [];
-    const kinds: Array<[Daemon, 'swift' | 'fragmend', Mode]> = [
-      ['swift', 'swift', 'parallel'],
-      ['fragmend', 'swift', 'parallel'],
-      ['fragmend', 'fragmend', 'parallel'],
-      ['swift', 'swift', 'sequential'],
-      ['fragmend', 'swift', 'sequential'],
-      ['fragmend', 'fragmend', 'sequential'],
+    // Object servers run for weeks; one just started (Node still compiling its hot paths, Python
+    // still importing) is not what a rebuild meets. So each kind of server is started once,
+    // warmed by one unmeasured restore, and then serves all of its rounds.
+    const blocks: Array<['swift' | 'fragmend', Array<[Daemon, Mode]>]> = [
+      ['swift', [['swift', 'parallel'], ['fragmend', 'parallel'], ['swift', 'sequential'], ['fragmend', 'sequential']]],
+      ['fragmend', [['fragmend', 'parallel'], ['fragmend', 'sequential']]],
     ];
-    for (let r = 0; r < ROUNDS; r++) {
-      // rotating the order spreads any drift over the run (another job on the machine, page
-      // cache, a warming disk) across all kinds
-      for (let k = 0; k < kinds.length; k++) {
-        const [d, s, m] = kinds[(k + r) % kinds.length]!;
-        samples.push(await restore(d, s, m));
+    for (const [servers, kinds] of blocks) {
+      await b.useServers(servers);
+      note(`restore: warming ${servers} object servers with one unmeasured restore`);
+      await restoreOnce(servers, servers, 'parallel');
+      for (let r = 0; r < ROUNDS; r++) {
+        // rotating the order spreads any drift over the run (another job on the machine, page
+        // cache, a warming disk) across all kinds
+        for (let k = 0; k < kinds.length; k++) {
+          const [d, m] = kinds[(k + r) % kinds.length]!;
+          samples.push(await restore(d, servers, m));
+        }
       }
     }
     await b.useServers('swift');
@@ -819,15 +829,17 @@ async function noopBench() {
     };
 
     const samples: NoopSample[] = [];
-    const kinds: Array<[Daemon, 'swift' | 'fragmend']> = [
-      ['swift', 'swift'],
-      ['fragmend', 'swift'],
-      ['fragmend', 'fragmend'],
+    // as for the restore: each kind of server started once and warmed by one unmeasured pass
+    const blocks: Array<['swift' | 'fragmend', Daemon[]]> = [
+      ['swift', ['swift', 'fragmend']],
+      ['fragmend', ['fragmend']],
     ];
-    for (let r = 0; r < ROUNDS; r++) {
-      for (let k = 0; k < kinds.length; k++) {
-        const [d, s] = kinds[(k + r) % kinds.length]!;
-        samples.push(await pass(d, s));
+    for (const [servers, daemons] of blocks) {
+      await b.useServers(servers);
+      note(`no-op: warming ${servers} object servers with one unmeasured pass`);
+      await passOnce(servers, servers);
+      for (let r = 0; r < ROUNDS; r++) {
+        for (let k = 0; k < daemons.length; k++) samples.push(await pass(daemons[(k + r) % daemons.length]!, servers));
       }
     }
     return { samples, nodes, occupied, partitionsPerNode: 1024 * 6 / NODES };
