@@ -3,8 +3,9 @@
 // Writes are atomic (temp file, xattrs, fsync, rename, directory fsync); EC data becomes
 // durable by a rename to #d; cleanup, reclaim and purge follow ECDiskFileManager.
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { statSync } from 'node:fs';
 import { open, readdir, rename, rmdir, stat, type FileHandle } from 'node:fs/promises';
-import { fsyncDir, isFileOlder, isMount, makeDirs, removeFile, renamer } from './fsutil.js';
+import { fsyncDir, isFileOlder, isMountSync, makeDirs, removeFile, renamer } from './fsutil.js';
 import { basename, dirname, join } from 'node:path';
 import { hashPath } from './hash-path.js';
 import { withLock } from './locks.js';
@@ -94,8 +95,9 @@ export class ECDiskFileManager {
   async getDevPath(device: string, mountCheck = this.mountCheck): Promise<string | null> {
     if (!device || device.includes('/') || device === '.' || device === '..') return null;
     const p = join(this.devices, device);
-    if (mountCheck) return (await isMount(p)) ? p : null;
-    return (await stat(p).catch(() => null))?.isDirectory() ? p : null;
+    // plain stat calls, as Swift's check_drive makes: this runs for every request
+    if (mountCheck) return isMountSync(p) ? p : null;
+    return statSync(p, { throwIfNoEntry: false })?.isDirectory() ? p : null;
   }
 
   partPath(devPath: string, policy: StoragePolicy, partition: number | string): string {
