@@ -54,6 +54,8 @@ const NOOP_PART_POWER = 10;
 const BIG_MIB = int(env.FRAGMEND_BENCH_BIG_MIB, QUICK ? 64 : 1024);
 const CPU_PROF = env.FRAGMEND_BENCH_CPU_PROF || '';
 const SERVER_PROF = env.FRAGMEND_BENCH_SERVER_PROF || '';
+/** extra node options for fragmend's reconstructors, to try V8 settings: FRAGMEND_BENCH_NODE_FLAGS="--max-semi-space-size=1" */
+const NODE_FLAGS = (env.FRAGMEND_BENCH_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
 const KEEP = env.FRAGMEND_BENCH_KEEP === '1';
 const REV = env.FRAGMEND_BENCH_REV || '';
 /** the commit REV named when the build was made (a branch may move while the bench runs) */
@@ -423,7 +425,7 @@ class Bench {
       });
     }
     const prof = CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF}`, `--cpu-prof-name=${String(++profileSeq).padStart(3, '0')}-${this.label || 'run'}-node${i}.cpuprofile`] : [];
-    return timed(process.execPath, [...prof, FRAGMEND, 'reconstructor', conf, '--once', ...extra], {
+    return timed(process.execPath, [...NODE_FLAGS, ...prof, FRAGMEND, 'reconstructor', conf, '--once', ...extra], {
       cwd: ROOT,
       env: nodeEnv(),
       log: join(this.logDir, `bench-fragmend-reconstructor-${i}.log`),
