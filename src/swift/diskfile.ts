@@ -476,7 +476,7 @@ export class ECDiskFile {
     const cl = md['Content-Length'];
     if (cl === undefined) throw await this.quarantine(dataFile, 'missing content-length in metadata');
     if (!/^\s*[+-]?\d+\s*$/.test(cl)) throw await this.quarantine(dataFile, `bad metadata content-length value ${cl}`);
-    const st = await stat(dataFile);
+    const st = statSync(dataFile);
     if (st.size !== Number(cl)) {
       throw await this.quarantine(dataFile, `metadata content-length ${cl} does not match actual object size ${st.size}`);
     }
