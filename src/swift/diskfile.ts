@@ -3,7 +3,7 @@
 // Writes are atomic (temp file, xattrs, fsync, rename, directory fsync); EC data becomes
 // durable by a rename to #d; cleanup, reclaim and purge follow ECDiskFileManager.
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { statSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import { open, readdir, rename, rmdir, stat, type FileHandle } from 'node:fs/promises';
 import { fsyncDir, isFileOlder, isMountSync, makeDirs, removeFile, renamer } from './fsutil.js';
 import { basename, dirname, join } from 'node:path';
@@ -24,6 +24,20 @@ import { DiskFileBadMetadataChecksum, DiskFileNotExist, encodeSurrogateEscape, r
 import { policyString, type StoragePolicy } from './policies.js';
 import { Timestamp } from './timestamp.js';
 import { consolidateHashes, hashesEqual, invalidateHash, readHashes, writeHashes, type SuffixHashes } from './hashes.js';
+
+
+/**
+ * Directory listings on the hot paths (a partition per job, a hash directory per object
+ * opened) are made with plain calls, as Swift makes them: a listing is one getdents, cheaper
+ * than a round trip through the thread pool.
+ */
+function listdirOrEmpty(path: string): string[] {
+  try {
+    return readdirSync(path);
+  } catch {
+    return [];
+  }
+}
 
 export { DiskFileError, DiskFileNotExist, renamer };
 export class DiskFileDeleted extends DiskFileNotExist {
@@ -112,7 +126,7 @@ export class ECDiskFileManager {
   async cleanupOnDiskFiles(hashDir: string, opts: { fragIndex?: number | null; fragPrefs?: FragPref[] | null; policy?: StoragePolicy } = {}): Promise<CleanupResult> {
     let files: string[];
     try {
-      files = await readdir(hashDir);
+      files = readdirSync(hashDir);
     } catch (e) {
       if (errno(e) === 'ENOENT') return { ...getOnDiskFiles([], { fragIndex: opts.fragIndex, fragPrefs: opts.fragPrefs }), files: [] };
       throw e;
@@ -231,7 +245,7 @@ export class ECDiskFileManager {
       // Swift rewrites hashes.pkl (and fsyncs it) after every listing, even when the listing
       // found nothing new, so each pass costs every partition a write. Only a new suffix (or
       // a missing or invalid hashes.pkl) changes what the file would say.
-      for (const suff of await readdir(partPath).catch(() => [] as string[])) {
+      for (const suff of listdirOrEmpty(partPath)) {
         if (suff.length === 3 && !hashes.has(suff)) {
           hashes.set(suff, null);
           modified = true;
@@ -272,11 +286,11 @@ export class ECDiskFileManager {
     opts: { suffixes?: string[]; fragIndex?: number | null; fragPrefs?: FragPref[] | null } = {},
   ): AsyncGenerator<[string, { tsData: Timestamp; tsMeta?: Timestamp; tsCtype?: Timestamp; durable?: boolean }]> {
     const partPath = this.partPath(devPath, policy, partition);
-    const suffixes = opts.suffixes ?? (await readdir(partPath).catch(() => [] as string[])).filter((s) => /^[0-9a-f]{3}$/i.test(s) && s.length === 3);
+    const suffixes = opts.suffixes ?? listdirOrEmpty(partPath).filter((s) => /^[0-9a-f]{3}$/i.test(s) && s.length === 3);
     for (const suffix of suffixes) {
       const suffixPath = join(partPath, suffix);
       let found = false;
-      for (const hsh of await readdir(suffixPath).catch(() => [] as string[])) {
+      for (const hsh of listdirOrEmpty(suffixPath)) {
         const objectPath = join(suffixPath, hsh);
         let info: CleanupResult;
         try {
@@ -396,7 +410,7 @@ export class ECDiskFile {
   async open(currentTime = Date.now() / 1000): Promise<this> {
     let files: string[];
     try {
-      files = await readdir(this.datadir);
+      files = readdirSync(this.datadir);
     } catch (e) {
       if (errno(e) === 'ENOTDIR') throw await this.quarantine(join(this.datadir, 'made-up-filename'), `Expected directory, found file at ${this.datadir}`);
       if (errno(e) !== 'ENOENT') throw new DiskFileError(`Error listing directory ${this.datadir}: ${(e as Error).message}`);
