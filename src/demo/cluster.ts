@@ -142,6 +142,11 @@ export class LoopbackCluster {
           '',
           '[app:object-server]',
           'use = egg:swift#object',
+          // Seven reconstructors push into one wiped device at once here: an operator
+          // restoring a disk raises Swift's defaults (4 sessions per server, 1 per device) so
+          // that fewer sessions are refused and left for the next pass.
+          'replication_concurrency = 8',
+          'replication_concurrency_per_device = 4',
           '',
           '[object-reconstructor]',
           'concurrency = 4',
