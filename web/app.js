@@ -5,7 +5,7 @@
 // missing (and, for jerasure_rs_vand, the parity rows beyond the first), so the page proposes
 // the smallest m the indexes allow and lets it be corrected. Archives are read segment by
 // segment (Blob.slice), so large objects do not have to fit in memory twice.
-import { BACKENDS, ECDriver, EC_TYPES, HEADER_SIZE, FRAGMENT_MAGIC, MAX_FRAGMENTS, backendName, blockSize } from 'fragmend/codec';
+import { BACKENDS, ECDriver, EC_TYPES, HEADER_SIZE, FRAGMENT_MAGIC, MAX_FRAGMENTS, backendName, blockSize, crc32Short } from 'fragmend/codec';
 import { MD5 } from './md5.js';
 
 const $ = (id) => document.getElementById(id);
@@ -19,23 +19,6 @@ let object = null;
 let busy = false;
 
 // ------------------------------------------------------------------ fragment headers
-
-const CRC_TABLE = (() => {
-  const t = new Int32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let b = 0; b < 8; b++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    t[n] = c;
-  }
-  return t;
-})();
-
-/** zlib's CRC-32, or liberasurecode's legacy variant (a signed shift), of a header's metadata. */
-function crc32(bytes, legacy) {
-  let c = -1;
-  for (let i = 0; i < bytes.length; i++) c = CRC_TABLE[(c ^ bytes[i]) & 0xff] ^ (legacy ? c >> 8 : c >>> 8);
-  return ~c >>> 0;
-}
 
 class ArchiveError extends Error {}
 
@@ -58,7 +41,7 @@ function parseHeader(head, at) {
   // Headers written by liberasurecode 1.2.0 and later carry a checksum of their first 59 bytes.
   if (libecVersion >= 0x010200) {
     const meta = head.subarray(0, 59);
-    if (crc32(meta, false) !== stored && crc32(meta, true) !== stored) {
+    if (crc32Short(meta, false) !== stored && crc32Short(meta, true) !== stored) {
       throw new ArchiveError(`the fragment header at byte ${at} fails its checksum: corrupt`);
     }
   }

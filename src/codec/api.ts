@@ -22,6 +22,7 @@ export {
   type FragmentMetadata,
   type ChecksumType,
 } from './fragment.js';
+export { crc32Short } from './crc.js';
 export { segmentInfo, blockSize, alignedDataSize, type SegmentInfo } from './segments.js';
 export {
   init,

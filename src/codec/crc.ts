@@ -12,7 +12,11 @@ const TABLE = (() => {
   return t;
 })();
 
-export function crc32Short(bytes: Uint8Array, legacy: boolean): number {
+/**
+ * zlib's CRC-32 of short inputs in plain JS, or with `legacy` liberasurecode's pre-1.6 variant:
+ * what a fragment header's metadata checksum is made of (bytes 0-58 of the header).
+ */
+export function crc32Short(bytes: Uint8Array, legacy = false): number {
   let c = -1;
   if (legacy) {
     // liberasurecode_crc32_alt shifts the running value as a signed int (bug 1666320).

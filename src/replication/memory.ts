@@ -1,10 +1,9 @@
 // Keeps a long stream of bytes from piling up garbage. Every socket read hands Node a fresh
 // buffer whose memory lives outside V8's heap; V8 frees it only when a collection runs, and it
 // starts one for outside memory only after some 64 MiB have accumulated. A rebuild reads k
-// bytes for every byte it writes, so without help the process grows by that much whatever
-// the object's size. A young-generation collection every few MiB read (under a millisecond
-// each: the heap of a stream is small), and a full one now and then, keep the process near
-// its resting size.
+// bytes for every byte it writes, so without help the process grows by that much. A
+// young-generation collection every few MiB read (under a millisecond each: the heap of a
+// stream is small) frees those buffers while they are still young.
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
@@ -23,29 +22,15 @@ function collector(): Gc | null {
   return gc;
 }
 
-/**
- * Counts bytes read; collects young garbage every `minorBytes`, and everything every
- * `majorBytes` (buffers still in flight at a young collection are promoted, and only a full
- * one frees them).
- */
+/** Counts bytes read and collects young garbage every `everyBytes`. */
 export class GarbageBound {
-  private minor = 0;
-  private major = 0;
-  constructor(
-    private readonly minorBytes = 8 * 1024 * 1024,
-    private readonly majorBytes = 64 * 1024 * 1024,
-  ) {}
+  private read = 0;
+  constructor(private readonly everyBytes = 8 * 1024 * 1024) {}
 
   add(bytes: number): void {
-    this.minor += bytes;
-    this.major += bytes;
-    if (this.minor < this.minorBytes) return;
-    this.minor = 0;
-    const gc = collector();
-    if (!gc) return;
-    if (this.major >= this.majorBytes) {
-      this.major = 0;
-      gc({ type: 'major' });
-    } else gc({ type: 'minor' });
+    this.read += bytes;
+    if (this.read < this.everyBytes) return;
+    this.read = 0;
+    collector()?.({ type: 'minor' });
   }
 }

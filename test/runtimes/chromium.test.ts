@@ -29,22 +29,14 @@ const golden = JSON.parse(readFileSync(new URL('../fixtures/golden.json', import
 
 /**
  * A page on the served origin: its import map resolves the codec as a package would, and its
- * module script runs the vectors (plain JS, the same generator as test/helpers/prng.ts, Web
- * Crypto for the digests), answering with what it got.
+ * module script runs the vectors (inputs from golden-run.js's generator, the same as
+ * test/helpers/prng.ts; Web Crypto for the digests), answering with what it got.
  */
 const HARNESS = `<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><title>fragmend golden vectors</title>
 <script type="importmap">{"imports":{"fragmend/codec":"/dist/codec/index.js"}}</script>
 <script type="module">
 import * as codec from 'fragmend/codec';
-const prng = (seed, length) => {
-  let s = seed >>> 0 || 1;
-  const words = new Uint32Array(Math.ceil(length / 4));
-  for (let i = 0; i < words.length; i++) {
-    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
-    words[i] = s;
-  }
-  return new Uint8Array(words.buffer, 0, length).slice();
-};
+import { prngBytes as prng } from '/golden-run.js';
 const hex = (b) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
 const dig = async (b) => hex(new Uint8Array(await crypto.subtle.digest('SHA-256', b)).subarray(0, 8));
 window.support = async () => {
@@ -104,6 +96,9 @@ describe.skipIf(!enabled)('the codec in headless Chromium', () => {
     browser = await launchChromium();
     page = await browser.page();
     await page.route('**/golden.html', (route) => route.fulfill({ contentType: 'text/html', body: HARNESS }));
+    await page.route('**/golden-run.js', (route) =>
+      route.fulfill({ contentType: 'text/javascript', body: readFileSync(new URL('./golden-run.js', import.meta.url), 'utf8') }),
+    );
     await page.goto(`${server.url}golden.html`);
     await page.waitForFunction(() => (window as { harnessReady?: boolean }).harnessReady === true);
     support = await page.evaluate(() => (window as unknown as { support(): Promise<typeof support> }).support());

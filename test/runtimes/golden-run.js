@@ -3,7 +3,7 @@
 // header, rebuilt digests and whether decode gave the input back, plus which build ran.
 // Inputs come from the same xorshift32 generator as test/helpers/prng.ts; digests are the
 // first 16 hex digits of SHA-256. Imports nothing, so that a copy runs anywhere.
-function prngBytes(seed, length) {
+export function prngBytes(seed, length) {
   let s = seed >>> 0 || 1;
   const words = new Uint32Array(Math.ceil(length / 4));
   for (let i = 0; i < words.length; i++) {
