@@ -17,7 +17,8 @@
 // there), FRAGMEND_BENCH_SERVER_PROF=<dir> (the same for fragmend's object servers, written when they
 // stop), FRAGMEND_BENCH_KEEP=1 (keep the sandboxes), FRAGMEND_BENCH_REV=<commit> (bench that
 // commit's src/ rather than the working tree's), FRAGMEND_BENCH_QUIET_WAIT (300: seconds to
-// wait for others' jobs to leave the CPU before a round).
+// wait for others' jobs to leave the CPU before a round), FRAGMEND_BENCH_ONLY=restore|noop (one
+// part only; the other's rows print as '-').
 //
 // Every reconstructor runs as a child process under /usr/bin/time, whose wait4() rusage is the
 // only place a child's CPU and peak RSS can be read after it exits. fragmend runs from its own
@@ -58,6 +59,8 @@ const SERVER_PROF = env.FRAGMEND_BENCH_SERVER_PROF || '';
 const NODE_FLAGS = (env.FRAGMEND_BENCH_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
 const KEEP = env.FRAGMEND_BENCH_KEEP === '1';
 const REV = env.FRAGMEND_BENCH_REV || '';
+const ONLY = env.FRAGMEND_BENCH_ONLY || '';
+if (ONLY && ONLY !== 'restore' && ONLY !== 'noop') throw new Error(`FRAGMEND_BENCH_ONLY is restore or noop, not ${ONLY}`);
 /** the commit REV named when the build was made (a branch may move while the bench runs) */
 let revSha = '';
 const NODES = 8;
@@ -852,6 +855,14 @@ async function noopBench() {
 
 // ------------------------------------------------------------------ report
 
+/** The results of a part not run (FRAGMEND_BENCH_ONLY). */
+function noRestore(): Awaited<ReturnType<typeof restoreBench>> {
+  return { samples: [], startup: { swift: [], fragmend: [] }, rss: [], baseline: { swift: [], fragmend: [] }, baselineCpu: { swift: [], fragmend: [] }, lostFiles: 0, lostMiB: NaN, dataSetMiB: NaN, objects: 0 };
+}
+function noNoop(): Awaited<ReturnType<typeof noopBench>> {
+  return { samples: [], nodes: [], occupied: [], partitionsPerNode: 1024 * 6 / NODES };
+}
+
 const f = (x: number, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : '-');
 const spread = (s: Stat, d = 2) => `${f(s.median, d)} [${f(s.min, d)}–${f(s.max, d)}]`;
 
@@ -999,8 +1010,8 @@ it.skipIf(!!problem)('fragmend reconstructor vs swift-object-reconstructor', asy
   buildFragmend();
   const builtFrom = fragmendSource();
   if (CPU_PROF) await mkdir(CPU_PROF, { recursive: true });
-  const restore = await restoreBench();
-  const noop = await noopBench();
+  const restore = ONLY === 'noop' ? noRestore() : await restoreBench();
+  const noop = ONLY === 'restore' ? noNoop() : await noopBench();
   const { text, json } = report(machine(loadAtStart, builtFrom), restore, noop);
   writeSync(1, JSON_OUT ? `${JSON.stringify(json, null, 2)}\n` : `\n${text}\n`);
 });

@@ -440,7 +440,8 @@ export class ObjectReconstructor {
       if (md[key] === undefined) throw await df.quarantine(df.dataFile!, `Invalid fragment #${df.fragIndex}`);
     }
     await this.objectLimiter?.take(1);
-    const nodes: FragmentNode[] = part.state.ring.getPartNodes(part.partition).filter((n) => n.id !== node.id);
+    // our own archive comes from the disk, not through our object server
+    const nodes: FragmentNode[] = part.state.ring.getPartNodes(part.partition).filter((n) => n.id !== node.id && n.id !== part.localDev.id);
     const request = {
       policy: part.state.policy,
       ec: part.state.ec,
@@ -449,6 +450,7 @@ export class ObjectReconstructor {
       localMetadata: md,
       targetIndex: node.backendIndex,
       nodes,
+      local: { path: df.dataFile!, durable: df.onDisk?.dataInfo?.durable ?? false },
       nodeTimeout: this.conf.nodeTimeout,
       logger: this.log,
     };
@@ -460,8 +462,7 @@ export class ObjectReconstructor {
         if (!(e instanceof RebuildFailed) || !this.isQuarantineCandidate(e, df)) throw e;
         // Nobody else seems to hold this object: ask the handoffs too before deciding.
         const replicas = part.state.ring.replicaCount;
-        const maxNodes = Math.max(nodes.length + 1, this.conf.requestNodeCount(replicas));
-        const handoffs = [...part.state.ring.getMoreNodes(part.partition)].slice(0, Math.max(0, maxNodes - (nodes.length + 1)));
+        const handoffs = [...part.state.ring.getMoreNodes(part.partition)].slice(0, Math.max(0, this.conf.requestNodeCount(replicas) - replicas));
         try {
           src = await rebuildFragmentArchive(this.pools, { ...request, nodes: [...nodes, ...handoffs] });
         } catch (e2) {

@@ -1,17 +1,20 @@
-// Rebuilding one fragment archive from its peers, as Swift's reconstruct_fa does: GET the
-// object's archive from every other primary at once (with fragment preferences for the local
-// timestamp), bucket the answers by data timestamp and EC etag, and as soon as one bucket holds
-// k useful fragments, stream them segment by segment through the codec. Memory stays near
-// (k + 1) fragments whatever the object size; the other responses are abandoned.
-import { setMaxListeners } from 'node:events';
+// Rebuilding one fragment archive from its peers, as Swift's reconstruct_fa does: the object's
+// archive is asked of the other primaries (with fragment preferences for the local timestamp),
+// the answers are bucketed by data timestamp and EC etag, and as soon as one bucket holds k
+// useful fragments they are streamed segment by segment through the codec. Unlike Swift, the
+// local archive is read from disk rather than over HTTP from our own object server, and peers
+// are asked only as many at a time as could still complete a bucket (Swift asks them all and
+// drops the spare answers): every response is a file the peer opens and starts sending.
+// Memory stays near (k + 1) fragments whatever the object size; nothing is allocated per
+// segment.
 import type { Logger } from 'pino';
 import type { ECDriver, FragmentSet } from '../codec/index.js';
 import { DiskFileError } from '../swift/ondisk.js';
 import type { Metadata } from '../swift/metadata.js';
 import type { StoragePolicy } from '../swift/policies.js';
 import { Timestamp } from '../swift/timestamp.js';
-import { GarbageBound } from './memory.js';
-import { backendPath, type PeerPools, type PeerResponse } from './peers.js';
+import { getArchive, LocalArchive, type ArchiveGet, type FragmentReader } from './archive-get.js';
+import { backendPath, type PeerPools } from './peers.js';
 import type { ArchiveSource } from './ssync-sender.js';
 
 export interface FragmentNode {
@@ -32,8 +35,13 @@ export interface RebuildRequest {
   localMetadata: Metadata;
   /** Fragment index to rebuild. */
   targetIndex: number;
-  /** The nodes to ask (the other primaries). */
+  /** The nodes to ask (the other primaries; not this node when `local` is given). */
   nodes: FragmentNode[];
+  /**
+   * The local fragment archive (the data file behind localMetadata), read from disk as one of
+   * the k. Left out when it cannot be opened, or holds the index being rebuilt.
+   */
+  local?: { path: string; durable: boolean };
   /** Seconds allowed for each segment's reads once streaming. */
   nodeTimeout: number;
   logger?: Logger;
@@ -57,7 +65,7 @@ interface Bucket {
   etag: string | null;
   durable: boolean;
   responses: number;
-  useful: Map<number, PeerResponse>;
+  useful: Map<number, FragmentReader>;
 }
 
 export async function rebuildFragmentArchive(pools: PeerPools, req: RebuildRequest): Promise<ArchiveSource> {
@@ -73,77 +81,113 @@ export async function rebuildFragmentArchive(pools: PeerPools, req: RebuildReque
   const buckets = new Map<string, Bucket>();
   const errors = new Map<string, number>();
   let mixedEtag = false;
-  const abort = new AbortController();
-  setMaxListeners(0, abort.signal);
-  const all: Array<Promise<unknown>> = [];
   let winner: Bucket | null = null;
+  const opened: FragmentReader[] = [];
+  const bucketOf = (ts: string) => {
+    let b = buckets.get(ts);
+    if (!b) buckets.set(ts, (b = { etag: null, durable: false, responses: 0, useful: new Map() }));
+    return b;
+  };
 
-  const done = new Promise<void>((resolve) => {
-    let pending = req.nodes.length;
-    if (!pending) resolve();
-    for (const node of req.nodes) {
-      const p = pools
-        .request(node.replication_ip, node.replication_port, { method: 'GET', path: backendPath(node.device, req.partition, req.name), headers, signal: abort.signal })
-        .then((res) => {
-          const where = `${node.replication_ip}:${node.replication_port}/${node.device}/${req.partition}${req.name}`;
-          const note = (status: string) => errors.set(status, (errors.get(status) ?? 0) + 1);
-          if (winner) return void discard(res);
-          if (res.statusCode !== 200) {
-            if (res.statusCode !== 404) logger?.warn(`Invalid response ${res.statusCode} from ${where} policy#${policy.index}`);
-            note(String(res.statusCode));
-            return void discard(res);
-          }
-          const h = (k: string) => {
-            const v = res.headers[k.toLowerCase()];
-            return Array.isArray(v) ? v[0] : v;
-          };
-          const fi = Number(h('X-Object-Sysmeta-Ec-Frag-Index'));
-          const ts = h('X-Backend-Data-Timestamp') ?? h('X-Backend-Timestamp');
-          const etag = h('X-Object-Sysmeta-Ec-Etag');
-          if (!Number.isInteger(fi) || !ts || !etag) {
-            logger?.warn(`Invalid resp from ${where} (missing frag index, timestamp or Etag)`);
-            note('unknown');
-            return void discard(res);
-          }
-          const key = new Timestamp(ts).internal;
-          let bucket = buckets.get(key);
-          if (!bucket) buckets.set(key, (bucket = { etag: null, durable: false, responses: 0, useful: new Map() }));
-          bucket.responses++;
-          if (bucket.etag === null) bucket.etag = etag;
-          else if (bucket.etag !== etag) {
-            mixedEtag = true;
-            logger?.error(`Mixed Etag (${etag}, ${bucket.etag}) for ${where} frag#${targetIndex}`);
-            return void discard(res);
-          }
-          const durable = h('X-Backend-Durable-Timestamp');
-          if (durable) {
-            const dk = new Timestamp(durable).internal;
-            if (!buckets.has(dk)) buckets.set(dk, { etag: null, durable: true, responses: 0, useful: new Map() });
-            buckets.get(dk)!.durable = true;
-          }
-          if (fi === targetIndex || bucket.useful.has(fi)) return void discard(res);
-          bucket.useful.set(fi, res);
-          if (bucket.useful.size >= ndata) winner = bucket;
-          return res;
-        })
-        .catch((e: Error) => {
-          if (!abort.signal.aborted) {
-            logger?.warn(`Trying to GET ${node.replication_ip}:${node.replication_port}/${node.device}/${req.partition}${req.name}: ${e.message}`);
-            errors.set('unknown', (errors.get('unknown') ?? 0) + 1);
-          }
-          return null;
-        })
-        .finally(() => {
-          if (--pending === 0 || winner) resolve();
-        });
-      all.push(p);
+  // the local archive counts as the first answer
+  const localFi = Number(req.localMetadata['X-Object-Sysmeta-Ec-Frag-Index']);
+  const localEtag = req.localMetadata['X-Object-Sysmeta-Ec-Etag'];
+  if (req.local && Number.isInteger(localFi) && localFi !== targetIndex && localEtag) {
+    try {
+      const reader = await LocalArchive.open(req.local.path);
+      opened.push(reader);
+      const b = bucketOf(localTs.internal);
+      b.responses++;
+      b.etag = localEtag;
+      if (req.local.durable) b.durable = true;
+      b.useful.set(localFi, reader);
+    } catch (e) {
+      logger?.warn(`Unable to read the local archive ${req.local.path}: ${(e as Error).message}`);
     }
+  }
+
+  const connTimeoutMs = Math.max(1, Math.round(pools.timeouts.connTimeout * 1000));
+  const headerTimeoutMs = Math.max(1, Math.round(req.nodeTimeout * 1000));
+  const order = req.nodes.slice();
+  // start at a random node, so the primaries share the reads
+  if (order.length > 1) order.push(...order.splice(0, Math.floor(Math.random() * order.length)));
+
+  const onResponse = (node: FragmentNode, res: ArchiveGet): void => {
+    const where = `${node.replication_ip}:${node.replication_port}/${node.device}/${req.partition}${req.name}`;
+    const note = (status: string) => errors.set(status, (errors.get(status) ?? 0) + 1);
+    if (winner) return res.close();
+    if (res.statusCode !== 200) {
+      if (res.statusCode !== 404) logger?.warn(`Invalid response ${res.statusCode} from ${where} policy#${policy.index}`);
+      note(String(res.statusCode));
+      return res.close();
+    }
+    const h = res.headers;
+    const fi = Number(h['x-object-sysmeta-ec-frag-index']);
+    const ts = h['x-backend-data-timestamp'] ?? h['x-backend-timestamp'];
+    const etag = h['x-object-sysmeta-ec-etag'];
+    let key: string;
+    try {
+      if (!Number.isInteger(fi) || !ts || !etag) throw new Error('missing');
+      key = new Timestamp(ts).internal;
+    } catch {
+      logger?.warn(`Invalid resp from ${where} (missing frag index, timestamp or Etag)`);
+      note('unknown');
+      return res.close();
+    }
+    const bucket = bucketOf(key);
+    bucket.responses++;
+    if (bucket.etag === null) bucket.etag = etag;
+    else if (bucket.etag !== etag) {
+      mixedEtag = true;
+      logger?.error(`Mixed Etag (${etag}, ${bucket.etag}) for ${where} frag#${targetIndex}`);
+      return res.close();
+    }
+    const durable = h['x-backend-durable-timestamp'];
+    if (durable) {
+      try {
+        bucketOf(new Timestamp(durable).internal).durable = true;
+      } catch {
+        /* a bad durable timestamp only loses the word "durable" in a log line */
+      }
+    }
+    if (fi === targetIndex || bucket.useful.has(fi)) return res.close();
+    bucket.useful.set(fi, res);
+    if (bucket.useful.size >= ndata) winner = bucket;
+  };
+
+  const best = () => Math.max(0, ...[...buckets.values()].map((b) => b.useful.size));
+  if (best() >= ndata) winner = [...buckets.values()].find((b) => b.useful.size >= ndata)!;
+  await new Promise<void>((resolve) => {
+    let next = 0;
+    let inFlight = 0;
+    const top = () => {
+      // as many requests as could still complete a bucket; more only when answers disappoint
+      while (!winner && next < order.length && inFlight + best() < ndata) {
+        const node = order[next++]!;
+        inFlight++;
+        getArchive({ ip: node.replication_ip, port: node.replication_port, path: backendPath(node.device, req.partition, req.name), headers, connTimeoutMs, headerTimeoutMs })
+          .then(
+            (res) => {
+              opened.push(res);
+              onResponse(node, res);
+            },
+            (e: Error) => {
+              logger?.warn(`Trying to GET ${node.replication_ip}:${node.replication_port}/${node.device}/${req.partition}${req.name}: ${e.message}`);
+              errors.set('unknown', (errors.get('unknown') ?? 0) + 1);
+            },
+          )
+          .finally(() => {
+            inFlight--;
+            top();
+          });
+      }
+      if (winner || (inFlight === 0 && next >= order.length)) resolve();
+    };
+    top();
   });
-  await done;
 
   if (!winner) {
-    abort.abort();
-    for (const b of buckets.values()) for (const r of b.useful.values()) discard(r);
+    for (const r of opened) r.close();
     const lines: string[] = [];
     for (const [ts, b] of [...buckets].sort(([a], [c]) => (a < c ? -1 : 1))) {
       if (!b.responses) continue;
@@ -164,10 +208,9 @@ export async function rebuildFragmentArchive(pools: PeerPools, req: RebuildReque
       new Map([...buckets].filter(([, b]) => b.responses).map(([ts, b]) => [ts, { responses: b.responses, useful: [...b.useful.keys()] }])),
     );
   }
-  // Responses that arrive after the winner are closed as they come; close any already held.
+  // Answers still on their way close as they come (onResponse); close the spare ones held.
   const chosen = [...(winner as Bucket).useful.values()].slice(0, ndata);
-  for (const b of buckets.values()) for (const r of b.useful.values()) if (!chosen.includes(r)) discard(r);
-  void Promise.allSettled(all);
+  for (const r of opened) if (!chosen.includes(r)) r.close();
 
   const metadata: Metadata = { ...req.localMetadata, 'X-Object-Sysmeta-Ec-Frag-Index': String(targetIndex) };
   delete metadata.ETag;
@@ -176,62 +219,8 @@ export async function rebuildFragmentArchive(pools: PeerPools, req: RebuildReque
   return { metadata, contentLength, body: rebuiltSegments(chosen, ec, targetIndex, policy.ec!.fragmentSize, policy.ec!.segmentSize, req.nodeTimeout, req.name, logger) };
 }
 
-/** Drops a response we will not read; its body may still error as it closes, harmlessly. */
-function discard(res: PeerResponse): void {
-  res.body.on('error', () => undefined);
-  res.body.destroy();
-}
-
-/**
- * Reads exactly n bytes (fewer only at the end) from a response body, copying each byte at
- * most once. What it returns is valid until the next read.
- */
-class ExactReader {
-  private chunks: Buffer[] = [];
-  private have = 0;
-  private scratch: Buffer | null = null;
-  private readonly it: AsyncIterator<Buffer>;
-  private ended = false;
-  constructor(body: AsyncIterable<Buffer>) {
-    this.it = body[Symbol.asyncIterator]();
-  }
-  async read(n: number): Promise<Buffer> {
-    while (this.have < n && !this.ended) {
-      const r = await this.it.next();
-      if (r.done) this.ended = true;
-      else if (r.value.length) {
-        this.chunks.push(r.value);
-        this.have += r.value.length;
-      }
-    }
-    const take = Math.min(n, this.have);
-    let out: Buffer;
-    const first = this.chunks[0];
-    if (first && first.length >= take) {
-      out = first.subarray(0, take);
-      if (first.length === take) this.chunks.shift();
-      else this.chunks[0] = first.subarray(take);
-    } else {
-      // one buffer per reader, reused: the caller is done with a read before it asks again
-      if (!this.scratch || this.scratch.length < take) this.scratch = Buffer.allocUnsafeSlow(n);
-      out = this.scratch.subarray(0, take);
-      let at = 0;
-      while (at < take) {
-        const c = this.chunks[0]!;
-        const k = Math.min(c.length, take - at);
-        c.copy(out, at, 0, k);
-        at += k;
-        if (k === c.length) this.chunks.shift();
-        else this.chunks[0] = c.subarray(k);
-      }
-    }
-    this.have -= take;
-    return out;
-  }
-}
-
 async function* rebuiltSegments(
-  responses: PeerResponse[],
+  readers: FragmentReader[],
   ec: ECDriver,
   targetIndex: number,
   fragmentSize: number,
@@ -240,14 +229,12 @@ async function* rebuiltSegments(
   name: string,
   logger?: Logger,
 ): AsyncGenerator<Uint8Array> {
-  const readers = responses.map((r) => new ExactReader(r.body as AsyncIterable<Buffer>));
-  const bound = new GarbageBound();
   let set: FragmentSet | undefined;
   let out: Buffer | undefined;
   try {
     for (;;) {
       let timer: NodeJS.Timeout | undefined;
-      let frags: Buffer[];
+      let frags: Uint8Array[];
       try {
         frags = await Promise.race([
           Promise.all(readers.map((r) => r.read(fragmentSize))),
@@ -261,7 +248,6 @@ async function* rebuiltSegments(
         clearTimeout(timer);
       }
       if (frags.some((f) => f.length === 0)) return;
-      bound.add(frags.length * fragmentSize);
       // Rebuilt in place in the codec's memory, then copied into one buffer reused for every
       // segment: whoever takes a segment has written it out before it asks for the next.
       set ??= ec.createFragmentSet(segmentSize);
@@ -272,6 +258,6 @@ async function* rebuiltSegments(
     }
   } finally {
     set?.dispose();
-    for (const r of responses) discard(r);
+    for (const r of readers) r.close();
   }
 }

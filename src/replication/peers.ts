@@ -38,7 +38,7 @@ export class PeerPools {
   private closed = false;
 
   constructor(
-    private readonly timeouts: PeerTimeouts,
+    readonly timeouts: PeerTimeouts,
     private readonly connectionsPerPeer = 8,
   ) {}
 

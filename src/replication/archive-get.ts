@@ -1,0 +1,334 @@
+// Reading fragment archives for a rebuild without making garbage: a GET over a plain socket
+// whose bytes the kernel writes straight into one buffer per response (net's `onread`), and
+// the local archive read from disk into one buffer. A rebuild reads k bytes for every byte it
+// writes; through node:http every socket read is a fresh buffer outside V8's heap that lives
+// until a collection, so the process grows with the stream and spends its time allocating.
+// Here a response owns a single fragment-sized buffer for its whole life.
+import { connect, type Socket } from 'node:net';
+import { open, type FileHandle } from 'node:fs/promises';
+import { PeerTimeout } from './peers.js';
+
+/** Where a rebuild's fragments come from: a peer's response or the local archive. */
+export interface FragmentReader {
+  /**
+   * The next n bytes (fewer only at the end of the archive, none after it). The view is
+   * valid until the next read; it fails when the source ends before its length.
+   */
+  read(n: number): Promise<Uint8Array>;
+  close(): void;
+}
+
+export class ArchiveReadError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ArchiveReadError';
+  }
+}
+
+export interface ArchiveGetRequest {
+  ip: string;
+  port: number;
+  /** Quoted backend path, /<device>/<partition>/<account>/<container>/<object>. */
+  path: string;
+  headers: Record<string, string>;
+  /** Milliseconds to connect. */
+  connTimeoutMs: number;
+  /** Milliseconds to wait for the response's headers. */
+  headerTimeoutMs: number;
+}
+
+const MAX_HEAD = 1024 * 1024;
+const SPARE = 64 * 1024;
+
+/**
+ * One GET, read in place. `getArchive` resolves once the headers are in; the body is then
+ * read with read(n) (a 200 must carry a Content-Length: chunked bodies are refused).
+ */
+export class ArchiveGet implements FragmentReader {
+  statusCode = 0;
+  /** Lower-cased names; repeated headers joined with ", ". */
+  readonly headers: Record<string, string> = {};
+  contentLength = -1;
+
+  private socket!: Socket;
+  private inHead = true;
+  private head: Buffer = Buffer.allocUnsafe(16 * 1024);
+  private headLen = 0;
+  /** content bytes not yet read off the socket */
+  private remaining = 0;
+  /** content bytes read off the socket but not yet handed out (rare: see onRead) */
+  private queued: Buffer[] = [];
+  private queuedBytes = 0;
+  private buf: Buffer | null = null;
+  private want = 0;
+  private filled = 0;
+  private waiter: { resolve: (b: Uint8Array) => void; reject: (e: Error) => void } | null = null;
+  private failure: Error | null = null;
+  /** the connection closed before the whole body was in */
+  private ended = false;
+  private closed = false;
+  private spare: Buffer | null = null;
+  private onHead!: { resolve: () => void; reject: (e: Error) => void };
+
+  /** @internal use getArchive */
+  start(req: ArchiveGetRequest): Promise<void> {
+    const host = req.ip.startsWith('[') && req.ip.endsWith(']') ? req.ip.slice(1, -1) : req.ip;
+    const hostHeader = host.includes(':') ? `[${host}]:${req.port}` : `${host}:${req.port}`;
+    let head = `GET ${req.path} HTTP/1.1\r\nHost: ${hostHeader}\r\n`;
+    for (const [k, v] of Object.entries(req.headers)) {
+      if (/[\r\n:]/.test(k) || /[\r\n]/.test(v)) return Promise.reject(new ArchiveReadError(`header ${JSON.stringify(k)} cannot be sent`));
+      head += `${k}: ${v}\r\n`;
+    }
+    head += 'Connection: close\r\n\r\n';
+    return new Promise<void>((resolve, reject) => {
+      this.onHead = { resolve, reject };
+      const socket = connect({ host, port: req.port, noDelay: true, onread: { buffer: () => this.nextBuffer(), callback: (n, b) => this.onRead(n, b) } });
+      this.socket = socket;
+      const connTimer = setTimeout(() => this.fail(new PeerTimeout(`connect timeout (${req.connTimeoutMs / 1000}s) to ${req.ip}:${req.port}`)), req.connTimeoutMs);
+      socket.once('connect', () => {
+        clearTimeout(connTimer);
+        // the socket's idle timer covers the wait for headers; reads have their caller's timer
+        socket.setTimeout(req.headerTimeoutMs, () => {
+          if (this.inHead) this.fail(new PeerTimeout(`timeout (${req.headerTimeoutMs / 1000}s) waiting for ${req.ip}:${req.port}`));
+        });
+      });
+      socket.on('error', (e) => {
+        clearTimeout(connTimer);
+        this.fail(e);
+      });
+      socket.on('end', () => this.onEnd());
+      socket.on('close', () => {
+        clearTimeout(connTimer);
+        this.onEnd();
+      });
+      // not end(): some servers drop a response once the client has half-closed
+      socket.write(head, 'latin1');
+    });
+  }
+
+  /** Where the kernel writes the next read (net calls this after every read). */
+  private nextBuffer(): Uint8Array {
+    if (this.inHead) {
+      if (this.headLen === this.head.length && this.head.length < MAX_HEAD) {
+        const bigger = Buffer.allocUnsafe(Math.min(MAX_HEAD, this.head.length * 4));
+        this.head.copy(bigger, 0, 0, this.headLen);
+        this.head = bigger;
+      }
+      if (this.headLen < this.head.length) return this.head.subarray(this.headLen);
+      return this.spareBuffer();
+    }
+    const buf = this.buf;
+    if (buf && this.waiter && this.filled < this.want) return buf.subarray(this.filled, this.want);
+    // Paused between reads: the next read most likely starts this buffer over (unless bytes
+    // are queued: they go there first). If it does not (a bigger read), onRead sees the bytes
+    // landed elsewhere and copies them.
+    if (buf && this.remaining > 0 && this.queuedBytes === 0) return buf.subarray(0, Math.min(buf.length, this.remaining));
+    return this.spareBuffer();
+  }
+
+  private spareBuffer(): Buffer {
+    return (this.spare ??= Buffer.allocUnsafe(SPARE));
+  }
+
+  /** Returns false to pause the socket. */
+  private onRead(n: number, b: Uint8Array): boolean {
+    if (this.closed) return false;
+    if (this.inHead) {
+      if (b.buffer !== this.head.buffer || b.byteOffset !== this.head.byteOffset + this.headLen) {
+        this.fail(new ArchiveReadError(`response headers over ${MAX_HEAD} bytes`));
+        return false;
+      }
+      const from = Math.max(0, this.headLen - 3);
+      this.headLen += n;
+      const end = this.head.subarray(0, this.headLen).indexOf('\r\n\r\n', from, 'latin1');
+      if (end < 0) return true;
+      try {
+        this.parseHead(this.head.subarray(0, end).toString('latin1'));
+      } catch (e) {
+        this.fail(e as Error);
+        return false;
+      }
+      this.inHead = false;
+      this.socket.setTimeout(0);
+      const extra = this.head.subarray(end + 4, this.headLen);
+      const body = extra.subarray(0, Math.max(0, Math.min(extra.length, this.contentLength)));
+      if (body.length) this.queue(body); // a view of the old head buffer, which is not reused
+      this.remaining = Math.max(0, this.contentLength - body.length);
+      this.head = Buffer.alloc(0);
+      this.onHead.resolve();
+      return false;
+    }
+    const take = Math.min(n, this.remaining);
+    this.remaining -= take;
+    const buf = this.buf;
+    if (buf && this.waiter && b.buffer === buf.buffer && b.byteOffset === buf.byteOffset + this.filled) {
+      // in place; a read that asked for less than was handed out keeps the rest aside
+      const k = Math.min(take, this.want - this.filled);
+      this.filled += k;
+      if (take > k) this.queue(Buffer.from(b.subarray(k, take)));
+    } else if (take) {
+      // landed outside the pending read (a read after a pause that asked for more): copy
+      let at = 0;
+      if (buf && this.waiter) {
+        at = Math.min(take, this.want - this.filled);
+        buf.set(b.subarray(0, at), this.filled);
+        this.filled += at;
+      }
+      if (at < take) this.queue(Buffer.from(b.subarray(at, take)));
+    }
+    if (this.waiter && this.filled === this.want) {
+      const w = this.waiter;
+      this.waiter = null;
+      w.resolve(buf!.subarray(0, this.want));
+      return false;
+    }
+    return this.waiter !== null && this.remaining > 0;
+  }
+
+  /** Keeps b as it is: callers pass bytes nobody will overwrite. */
+  private queue(b: Buffer): void {
+    this.queued.push(b);
+    this.queuedBytes += b.length;
+  }
+
+  private parseHead(text: string): void {
+    const lines = text.split('\r\n');
+    const m = /^HTTP\/1\.[01] (\d{3})(?: .*)?$/.exec(lines[0] ?? '');
+    if (!m) throw new ArchiveReadError(`bad status line ${JSON.stringify((lines[0] ?? '').slice(0, 80))}`);
+    this.statusCode = Number(m[1]);
+    for (let i = 1; i < lines.length; i++) {
+      const line = lines[i]!;
+      const c = line.indexOf(':');
+      if (c <= 0) throw new ArchiveReadError(`bad header line ${JSON.stringify(line.slice(0, 80))}`);
+      const k = line.slice(0, c).trim().toLowerCase();
+      const v = line.slice(c + 1).trim();
+      this.headers[k] = k in this.headers ? `${this.headers[k]}, ${v}` : v;
+    }
+    const te = this.headers['transfer-encoding'];
+    const cl = this.headers['content-length'];
+    if (te && te.toLowerCase() !== 'identity') {
+      if (this.statusCode === 200) throw new ArchiveReadError(`a ${te} body where an archive with a Content-Length was expected`);
+      this.contentLength = 0;
+    } else if (cl !== undefined && /^\d+$/.test(cl)) {
+      this.contentLength = Number(cl);
+    } else if (this.statusCode === 200) {
+      throw new ArchiveReadError(cl === undefined ? 'no Content-Length' : `bad Content-Length ${JSON.stringify(cl.slice(0, 40))}`);
+    } else {
+      this.contentLength = 0;
+    }
+  }
+
+  read(n: number): Promise<Uint8Array> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.waiter) return Promise.reject(new ArchiveReadError('a read is already pending'));
+    const want = Math.min(n, this.queuedBytes + this.remaining);
+    if (want <= 0) return Promise.resolve(new Uint8Array(0));
+    if (!this.buf || this.buf.length < want) this.buf = Buffer.allocUnsafeSlow(Math.max(want, n));
+    const buf = this.buf;
+    this.want = want;
+    this.filled = 0;
+    while (this.filled < want && this.queued.length) {
+      const q = this.queued[0]!;
+      const k = Math.min(q.length, want - this.filled);
+      q.copy(buf, this.filled, 0, k);
+      this.filled += k;
+      this.queuedBytes -= k;
+      if (k === q.length) this.queued.shift();
+      else this.queued[0] = q.subarray(k);
+    }
+    if (this.filled === want) return Promise.resolve(buf.subarray(0, want));
+    if (this.ended || this.closed) return Promise.reject(new ArchiveReadError(`response ended ${this.remaining} bytes short of its Content-Length`));
+    return new Promise<Uint8Array>((resolve, reject) => {
+      this.waiter = { resolve, reject };
+      this.socket.resume();
+    });
+  }
+
+  private settleShort(): void {
+    const w = this.waiter;
+    this.waiter = null;
+    w?.reject(new ArchiveReadError(`response ended ${this.remaining} bytes short of its Content-Length`));
+  }
+
+  private onEnd(): void {
+    if (this.inHead) {
+      this.fail(new ArchiveReadError('connection closed before the response headers'));
+      return;
+    }
+    if (this.remaining > 0) this.ended = true;
+    if (this.waiter && this.filled < this.want) this.settleShort();
+  }
+
+  private fail(e: Error): void {
+    if (this.failure) return;
+    this.failure = e;
+    if (this.inHead) this.onHead?.reject(e);
+    const w = this.waiter;
+    this.waiter = null;
+    w?.reject(e);
+    this.close();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.socket?.destroy();
+  }
+}
+
+/** Sends the GET; resolves with the response once its headers are in. */
+export async function getArchive(req: ArchiveGetRequest): Promise<ArchiveGet> {
+  const g = new ArchiveGet();
+  await g.start(req);
+  return g;
+}
+
+/** The local archive, read from disk into one buffer. */
+export class LocalArchive implements FragmentReader {
+  private buf: Buffer | null = null;
+  private pos = 0;
+  private reading = false;
+  private closed = false;
+  private constructor(
+    private readonly fh: FileHandle,
+    private readonly size: number,
+  ) {}
+
+  static async open(path: string): Promise<LocalArchive> {
+    const fh = await open(path, 'r');
+    try {
+      const st = await fh.stat();
+      return new LocalArchive(fh, st.size);
+    } catch (e) {
+      await fh.close();
+      throw e;
+    }
+  }
+
+  async read(n: number): Promise<Uint8Array> {
+    if (this.closed) throw new ArchiveReadError('local archive closed');
+    if (this.reading) throw new ArchiveReadError('a read is already pending');
+    const want = Math.min(n, this.size - this.pos);
+    if (want <= 0) return new Uint8Array(0);
+    if (!this.buf || this.buf.length < want) this.buf = Buffer.allocUnsafeSlow(Math.max(want, n));
+    this.reading = true;
+    try {
+      let got = 0;
+      while (got < want) {
+        const { bytesRead } = await this.fh.read(this.buf, got, want - got, this.pos + got);
+        if (bytesRead === 0) throw new ArchiveReadError(`local archive ended ${want - got} bytes short of its size`);
+        got += bytesRead;
+      }
+      this.pos += want;
+      return this.buf.subarray(0, want);
+    } finally {
+      this.reading = false;
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    void this.fh.close().catch(() => undefined);
+  }
+}

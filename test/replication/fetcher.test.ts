@@ -1,0 +1,187 @@
+// How the rebuild gathers its k fragments: the local archive from disk, and only as many peers
+// at a time as could still complete the set. Peers here are plain node:http servers serving
+// archives this codec made, so every GET can be counted; real Swift peers are in rebuild.test.ts
+// and the reconstructor's suites.
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ECDriver } from '../../src/codec/index.js';
+import { rebuildFragmentArchive, RebuildFailed, type FragmentNode } from '../../src/replication/fragment-fetcher.js';
+import { PeerPools } from '../../src/replication/peers.js';
+import type { StoragePolicy } from '../../src/swift/policies.js';
+
+const K = 4;
+const M = 2;
+const SEGMENT = 65_536;
+const TS = '1700000000.12345';
+const ETAG = 'd41d8cd98f00b204e9800998ecf8427e';
+
+describe('gathering fragments for a rebuild', () => {
+  let ec: ECDriver;
+  let archives: Buffer[];
+  let dir: string;
+  let localPath: string;
+  const servers: http.Server[] = [];
+  const gets: number[] = [];
+  /** what each peer answers: its archive (200), or a status */
+  const behaviour: Array<'ok' | 404 | 'hang' | 'cut'> = [];
+  const nodes: FragmentNode[] = [];
+  const pools = new PeerPools({ connTimeout: 1, responseTimeout: 2 });
+  let policy: StoragePolicy;
+  const object = randomBytes(5 * SEGMENT + 1234);
+
+  beforeAll(async () => {
+    ec = await ECDriver.create({ k: K, m: M, ecType: 'liberasurecode_rs_vand' });
+    const parts: Buffer[][] = Array.from({ length: K + M }, () => []);
+    for (let at = 0; at < object.length; at += SEGMENT) {
+      ec.encode(object.subarray(at, at + SEGMENT)).forEach((f, i) => parts[i]!.push(Buffer.from(f)));
+    }
+    archives = parts.map((p) => Buffer.concat(p));
+    const fragmentSize = ec.encode(object.subarray(0, SEGMENT))[0]!.length;
+    policy = {
+      index: 1,
+      name: 'ec',
+      aliases: ['ec'],
+      isDefault: false,
+      isDeprecated: false,
+      policyType: 'erasure_coding',
+      diskfileModule: 'egg:swift#erasure_coding.fs',
+      ringName: 'object-1',
+      ec: { ecType: 'liberasurecode_rs_vand', supported: true, ndata: K, nparity: M, segmentSize: SEGMENT, duplicationFactor: 1, nUniqueFragments: K + M, fragmentSize },
+    };
+    dir = mkdtempSync(join(tmpdir(), 'fragmend-fetcher-'));
+    localPath = join(dir, `${TS}#0#d.data`);
+    writeFileSync(localPath, archives[0]!);
+    // peers hold indexes 1..4; index 5 is the one lost
+    for (let fi = 1; fi <= 4; fi++) {
+      const slot = nodes.length;
+      gets.push(0);
+      behaviour.push('ok');
+      const server = http.createServer((req, res) => {
+        gets[slot]!++;
+        const how = behaviour[slot];
+        if (how === 'hang') return;
+        if (how === 404) return void res.writeHead(404, { 'Content-Length': '0', 'X-Backend-Timestamp': TS }).end();
+        const body = archives[fi]!;
+        res.writeHead(200, {
+          'Content-Length': String(body.length),
+          'X-Object-Sysmeta-Ec-Frag-Index': String(fi),
+          'X-Object-Sysmeta-Ec-Etag': ETAG,
+          'X-Backend-Data-Timestamp': TS,
+          'X-Backend-Durable-Timestamp': TS,
+        });
+        if (how === 'cut') {
+          res.flushHeaders();
+          res.socket!.end(body.subarray(0, 1000));
+        }
+        else res.end(body);
+      });
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      servers.push(server);
+      nodes.push({ id: slot + 10, replication_ip: '127.0.0.1', replication_port: (server.address() as { port: number }).port, device: `d${fi}`, index: fi });
+    }
+  });
+  afterAll(async () => {
+    await pools.close();
+    for (const s of servers) {
+      s.closeAllConnections();
+      await new Promise((r) => s.close(r));
+    }
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const reset = (...how: Array<'ok' | 404 | 'hang' | 'cut'>) => {
+    for (let i = 0; i < gets.length; i++) {
+      gets[i] = 0;
+      behaviour[i] = how[i] ?? 'ok';
+    }
+  };
+  const totalGets = () => gets.reduce((a, b) => a + b, 0);
+  const request = (local: boolean) => ({
+    policy,
+    ec,
+    partition: 7,
+    name: '/a/c/o',
+    localMetadata: {
+      'X-Timestamp': TS,
+      'Content-Length': String(archives[0]!.length),
+      'X-Object-Sysmeta-Ec-Frag-Index': '0',
+      'X-Object-Sysmeta-Ec-Etag': ETAG,
+      name: '/a/c/o',
+    },
+    targetIndex: 5,
+    nodes,
+    ...(local ? { local: { path: localPath, durable: true } } : {}),
+    nodeTimeout: 1,
+  });
+  const drain = async (body: AsyncIterable<Uint8Array>) => {
+    const parts: Buffer[] = [];
+    for await (const c of body) parts.push(Buffer.from(c));
+    return Buffer.concat(parts);
+  };
+
+  it('with the local archive, asks k-1 peers and rebuilds the lost archive byte-identical', async () => {
+    reset();
+    const src = await rebuildFragmentArchive(pools, request(true));
+    expect(await drain(src.body)).toEqual(archives[5]);
+    expect(totalGets()).toBe(K - 1);
+    expect(src.metadata['X-Object-Sysmeta-Ec-Frag-Index']).toBe('5');
+  });
+
+  it('without it, asks k peers', async () => {
+    reset();
+    const src = await rebuildFragmentArchive(pools, request(false));
+    expect(await drain(src.body)).toEqual(archives[5]);
+    expect(totalGets()).toBe(K);
+  });
+
+  it('a peer that answers 404 makes it ask the next one', async () => {
+    for (let miss = 0; miss < 4; miss++) {
+      reset(...[0, 1, 2, 3].map((i) => (i === miss ? (404 as const) : ('ok' as const))));
+      const src = await rebuildFragmentArchive(pools, request(true));
+      expect(await drain(src.body)).toEqual(archives[5]);
+      expect(gets[miss]).toBeLessThanOrEqual(1);
+      // the 404 cost one extra request at most
+      expect(totalGets()).toBeLessThanOrEqual(K);
+    }
+  });
+
+  it('too few fragments: every peer is asked, then it fails with the 404s counted', async () => {
+    reset(404, 404, 'ok', 'ok');
+    const e = await rebuildFragmentArchive(pools, request(true)).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(RebuildFailed);
+    expect((e as RebuildFailed).reason).toBe('insufficient');
+    expect((e as RebuildFailed).errorStatuses).toEqual(['404']);
+    expect((e as RebuildFailed).buckets.get(TS)).toEqual({ responses: 3, useful: expect.arrayContaining([0]) as unknown });
+    expect(totalGets()).toBe(4);
+  });
+
+  it('a peer that never answers costs its node_timeout, then the next is asked', async () => {
+    reset('hang', 'hang', 'ok', 'ok');
+    const t0 = Date.now();
+    // two hung peers of four: at most three answers, so the rebuild must fail, after ~1 s
+    const e = await rebuildFragmentArchive(pools, request(true)).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(RebuildFailed);
+    expect(Date.now() - t0).toBeLessThan(5000);
+    reset('hang', 'ok', 'ok', 'ok');
+    const src = await rebuildFragmentArchive(pools, request(true));
+    expect(await drain(src.body)).toEqual(archives[5]);
+  });
+
+  it('a peer that cuts its body short ends the rebuilt archive early, so the session fails', async () => {
+    reset('cut', 'cut', 'cut', 'cut');
+    const src = await rebuildFragmentArchive(pools, request(true));
+    const got = await drain(src.body);
+    expect(got.length).toBeLessThan(archives[5]!.length);
+  });
+
+  it('an unreadable local archive is left out and the peers make up for it', async () => {
+    reset();
+    const src = await rebuildFragmentArchive(pools, { ...request(true), local: { path: join(dir, 'gone.data'), durable: true } });
+    expect(await drain(src.body)).toEqual(archives[5]);
+    expect(totalGets()).toBe(K);
+  });
+});
