@@ -1,11 +1,93 @@
 #!/usr/bin/env node
-// The command line: the bundled build (one module, quick to start) made by `npm run build`,
-// or, in a tree where only tsc has run, the modules under dist/cli.
+// The command line: the bundled build (one CommonJS file, quick to start) made by
+// `npm run build`, or, in a tree where only tsc has run, the modules under dist/cli.
+//
+// The bundle is compiled with a V8 code cache when one can be kept: a daemon started by the
+// minute (`reconstructor --once`) then skips most of the parsing and compiling of its ~800 KB.
+// The cache lives in $FRAGMEND_CACHE_DIR, else $XDG_CACHE_HOME/fragmend, else
+// ~/.cache/fragmend, and only in a directory owned by this user that nobody else can write to
+// (a cache is code this process runs). FRAGMEND_CACHE_DIR= (empty) turns it off. A cache that
+// does not match this bundle, Node and flags is not used, and is written again.
+import { closeSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { homedir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Script } from 'node:vm';
+
+const BUNDLE = fileURLToPath(new URL('../dist/fragmend-cli.cjs', import.meta.url));
+
+function cacheDir() {
+  try {
+    const env = process.env.FRAGMEND_CACHE_DIR;
+    if (env === '') return null;
+    const base = env ?? (process.env.XDG_CACHE_HOME ? join(process.env.XDG_CACHE_HOME, 'fragmend') : join(homedir(), '.cache', 'fragmend'));
+    mkdirSync(base, { recursive: true, mode: 0o700 });
+    const st = statSync(base);
+    if (!st.isDirectory() || (st.mode & 0o022) !== 0 || (process.getuid && st.uid !== process.getuid())) return null;
+    return base;
+  } catch {
+    return null;
+  }
+}
+
+/** A short, stable digest of a string (FNV-1a), for the cache file's name. */
+function fnv(s) {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193) >>> 0;
+  return h.toString(16).padStart(8, '0');
+}
+
+function loadBundle() {
+  const src = readFileSync(BUNDLE, 'utf8');
+  const dir = cacheDir();
+  let cachePath = null;
+  let cachedData;
+  if (dir) {
+    const st = statSync(BUNDLE);
+    const key = fnv([BUNDLE, st.size, st.mtimeMs, process.version, process.arch, process.execArgv.join(' ')].join('\0'));
+    cachePath = join(dir, `cli-${process.version}-${key}.v8`);
+    try {
+      cachedData = readFileSync(cachePath);
+    } catch {
+      cachedData = undefined;
+    }
+  }
+  // the wrapper CommonJS gives a module, on the source's first line so line numbers hold
+  const script = new Script(`(function (exports, require, module, __filename, __dirname) {${src}\n})`, { filename: BUNDLE, cachedData });
+  const module = { exports: {} };
+  script.runInThisContext().call(module.exports, module.exports, createRequire(BUNDLE), module, BUNDLE, dirname(BUNDLE));
+  if (cachePath && (!cachedData || script.cachedDataRejected)) {
+    // made at exit, when the functions this run compiled are in it too
+    process.once('exit', () => {
+      const tmp = `${cachePath}.${process.pid}.tmp`;
+      try {
+        const data = script.createCachedData();
+        const fd = openSync(tmp, 'wx', 0o600);
+        try {
+          writeSync(fd, data);
+        } finally {
+          closeSync(fd);
+        }
+        renameSync(tmp, cachePath);
+      } catch {
+        try {
+          unlinkSync(tmp);
+        } catch {
+          /* nothing was written */
+        }
+      }
+    });
+  }
+  return module.exports;
+}
+
 let mod;
 try {
-  mod = await import('../dist/fragmend-cli.mjs');
+  statSync(BUNDLE);
+  mod = loadBundle();
 } catch (err) {
-  if (err?.code !== 'ERR_MODULE_NOT_FOUND' || !/Cannot find module .*fragmend-cli\.mjs/.test(String(err.message))) throw err;
+  if (err?.code !== 'ENOENT' || err.path !== BUNDLE) throw err;
   mod = await import('../dist/cli/main.js');
 }
 

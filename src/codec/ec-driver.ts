@@ -173,6 +173,20 @@ export class ECDriver {
   }
 
   static async create(opts: ECDriverOptions): Promise<ECDriver> {
+    const checked = ECDriver.checked(opts);
+    const rt = opts.runtime ?? (await loadRuntime(opts.kernels));
+    return new ECDriver(checked, rt);
+  }
+
+  /**
+   * Throws what create() would throw for these options, without loading any wasm: for a
+   * program that makes its drivers when first needed but wants bad settings refused up front.
+   */
+  static validate(opts: ECDriverOptions): void {
+    ECDriver.checked(opts);
+  }
+
+  private static checked(opts: ECDriverOptions): Required<Omit<ECDriverOptions, 'kernels' | 'runtime' | 'allowNonMds'>> & { ecType: ECType } {
     const { k, m, ecType } = opts;
     if (!isIndex(k) || k < 1) throw new ECInvalidParameter(`invalid number of data fragments (k): ${String(k)}`);
     if (!isIndex(m) || m < 1) throw new ECInvalidParameter(`invalid number of parity fragments (m): ${String(m)}`);
@@ -197,8 +211,7 @@ export class ECDriver {
     if (!isIndex(libecVersion) || libecVersion < 1 || libecVersion > 0xffffffff) {
       throw new ECInvalidParameter(`invalid libecVersion: ${String(libecVersion)}`);
     }
-    const rt = opts.runtime ?? (await loadRuntime(opts.kernels));
-    return new ECDriver({ k, m, ecType, chksumType, libecVersion, writeLegacyCrc: !!opts.writeLegacyCrc }, rt);
+    return { k, m, ecType, chksumType, libecVersion, writeLegacyCrc: !!opts.writeLegacyCrc };
   }
 
   /** The wasm build running this driver's kernels. */

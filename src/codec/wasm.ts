@@ -306,8 +306,15 @@ function supports(kind: KernelKind): boolean {
   if (kind === 'scalar') return true;
   const slot = slots[kind];
   if (slot?.supported !== undefined) return slot.supported;
+  // a compiled Module is proof enough
+  if (slot && (slot.module || isModule(slot.source))) return (slot.supported = true);
+  // then the tiny probe: a runtime without the feature is told so before a build is decoded
+  if (!validator(PROBES[kind])) {
+    if (slot) slot.supported = false;
+    return false;
+  }
   const local = localOf(kind);
-  if (!local) return validator(PROBES[kind]);
+  if (!local) return true;
   return (slot!.supported = isModule(local) || validator(local));
 }
 

@@ -10,7 +10,9 @@ import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { renamer } from '../swift/fsutil.js';
 
-const fsExt = createRequire(import.meta.url)('fs-ext') as { flockSync(fd: number, flags: string): void };
+type FsExt = { flockSync(fd: number, flags: string): void };
+let fsExtModule: FsExt | undefined;
+const fsExt = (): FsExt => (fsExtModule ??= createRequire(import.meta.url)('fs-ext') as FsExt);
 
 export const RECON_OBJECT_FILE = 'object.recon';
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
@@ -55,7 +57,7 @@ async function lockFile(path: string, timeoutSeconds: number): Promise<number> {
   const deadline = Date.now() + timeoutSeconds * 1000;
   for (;;) {
     try {
-      fsExt.flockSync(fd, 'exnb');
+      fsExt().flockSync(fd, 'exnb');
       // The holder before us may have renamed a new file over the path (the lock then guards
       // an orphaned inode, and what we would read is stale): lock the path's file anew.
       let current: number | null = null;

@@ -3,7 +3,7 @@
 // hashes, and run them `concurrency` at a time. SYNC compares hashes with the left, right and
 // opposite partners and pushes what they lack, rebuilding their fragment from the others;
 // REVERT pushes a handoff's fragments to their primary and deletes exactly what it confirmed.
-import { readdir, rm, stat, unlink } from 'node:fs/promises';
+import { readdir, rm, rmdir, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { ECDriver, type ECType } from '../codec/index.js';
@@ -69,7 +69,8 @@ const newStats = (): PassStats => ({
 interface PolicyState {
   policy: StoragePolicy;
   ring: Ring;
-  ec: ECDriver;
+  /** the policy's codec, made when first asked for */
+  ec: () => Promise<ECDriver>;
   mgr: ECDiskFileManager;
 }
 
@@ -136,13 +137,18 @@ export class ObjectReconstructor {
       reloadTime: this.conf.ringCheckInterval,
       hash: { prefix: this.swiftConf.hashPathPrefix, suffix: this.swiftConf.hashPathSuffix },
     });
-    const ec = await ECDriver.create({
+    const ecOptions = {
       k: policy.ec!.ndata,
       m: policy.ec!.nparity,
       ecType: policy.ec!.ecType as ECType,
       writeLegacyCrc: this.conf.writeLegacyEcCrc === true,
       allowNonMds: policy.isDeprecated,
-    });
+    };
+    // refused now if the policy is bad; made (wasm compiled) when a rebuild first needs it,
+    // which a pass with nothing to rebuild never does
+    ECDriver.validate(ecOptions);
+    let made: Promise<ECDriver> | undefined;
+    const ec = () => (made ??= ECDriver.create(ecOptions));
     const mgr = new ECDiskFileManager({
       devices: this.conf.devices,
       mountCheck: this.conf.mountCheck,
@@ -444,7 +450,7 @@ export class ObjectReconstructor {
     const nodes: FragmentNode[] = part.state.ring.getPartNodes(part.partition).filter((n) => n.id !== node.id && n.id !== part.localDev.id);
     const request = {
       policy: part.state.policy,
-      ec: part.state.ec,
+      ec: await part.state.ec(),
       partition: part.partition,
       name: df.objectName!,
       localMetadata: md,
@@ -670,6 +676,5 @@ export class ObjectReconstructor {
 }
 
 async function rmdirIfEmpty(path: string): Promise<void> {
-  const { rmdir } = await import('node:fs/promises');
   await rmdir(path).catch(() => undefined);
 }

@@ -5,8 +5,8 @@
 // until a collection, so the process grows with the stream and spends its time allocating.
 // Here a response owns a single fragment-sized buffer for its whole life.
 import { connect, type Socket } from 'node:net';
-import { open, type FileHandle } from 'node:fs/promises';
-import { PeerTimeout } from './peers.js';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { parseResponseHead, PeerTimeout } from './peers.js';
 
 /** Where a rebuild's fragments come from: a peer's response or the local archive. */
 export interface FragmentReader {
@@ -192,18 +192,14 @@ export class ArchiveGet implements FragmentReader {
   }
 
   private parseHead(text: string): void {
-    const lines = text.split('\r\n');
-    const m = /^HTTP\/1\.[01] (\d{3})(?: .*)?$/.exec(lines[0] ?? '');
-    if (!m) throw new ArchiveReadError(`bad status line ${JSON.stringify((lines[0] ?? '').slice(0, 80))}`);
-    this.statusCode = Number(m[1]);
-    for (let i = 1; i < lines.length; i++) {
-      const line = lines[i]!;
-      const c = line.indexOf(':');
-      if (c <= 0) throw new ArchiveReadError(`bad header line ${JSON.stringify(line.slice(0, 80))}`);
-      const k = line.slice(0, c).trim().toLowerCase();
-      const v = line.slice(c + 1).trim();
-      this.headers[k] = k in this.headers ? `${this.headers[k]}, ${v}` : v;
+    let head;
+    try {
+      head = parseResponseHead(text);
+    } catch (e) {
+      throw new ArchiveReadError((e as Error).message);
     }
+    this.statusCode = head.statusCode;
+    Object.assign(this.headers, head.headers);
     const te = this.headers['transfer-encoding'];
     const cl = this.headers['content-length'];
     if (te && te.toLowerCase() !== 'identity') {
@@ -283,52 +279,52 @@ export async function getArchive(req: ArchiveGetRequest): Promise<ArchiveGet> {
   return g;
 }
 
-/** The local archive, read from disk into one buffer. */
+/**
+ * The local archive, read from disk into one buffer. Plain reads, as Swift's reconstructor
+ * makes them: the file is usually in the page cache, where a read through the thread pool
+ * costs twice the CPU of the copy itself.
+ */
 export class LocalArchive implements FragmentReader {
   private buf: Buffer | null = null;
   private pos = 0;
-  private reading = false;
   private closed = false;
   private constructor(
-    private readonly fh: FileHandle,
+    private readonly fd: number,
     private readonly size: number,
   ) {}
 
   static async open(path: string): Promise<LocalArchive> {
-    const fh = await open(path, 'r');
+    const fd = openSync(path, 'r');
     try {
-      const st = await fh.stat();
-      return new LocalArchive(fh, st.size);
+      return new LocalArchive(fd, fstatSync(fd).size);
     } catch (e) {
-      await fh.close();
+      closeSync(fd);
       throw e;
     }
   }
 
   async read(n: number): Promise<Uint8Array> {
     if (this.closed) throw new ArchiveReadError('local archive closed');
-    if (this.reading) throw new ArchiveReadError('a read is already pending');
     const want = Math.min(n, this.size - this.pos);
     if (want <= 0) return new Uint8Array(0);
     if (!this.buf || this.buf.length < want) this.buf = Buffer.allocUnsafeSlow(Math.max(want, n));
-    this.reading = true;
-    try {
-      let got = 0;
-      while (got < want) {
-        const { bytesRead } = await this.fh.read(this.buf, got, want - got, this.pos + got);
-        if (bytesRead === 0) throw new ArchiveReadError(`local archive ended ${want - got} bytes short of its size`);
-        got += bytesRead;
-      }
-      this.pos += want;
-      return this.buf.subarray(0, want);
-    } finally {
-      this.reading = false;
+    let got = 0;
+    while (got < want) {
+      const k = readSync(this.fd, this.buf, got, want - got, this.pos + got);
+      if (k === 0) throw new ArchiveReadError(`local archive ended ${want - got} bytes short of its size`);
+      got += k;
     }
+    this.pos += want;
+    return this.buf.subarray(0, want);
   }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    void this.fh.close().catch(() => undefined);
+    try {
+      closeSync(this.fd);
+    } catch {
+      /* already gone */
+    }
   }
 }

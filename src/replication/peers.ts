@@ -1,8 +1,12 @@
-// One keep-alive HTTP agent per peer (ip:port), with Swift's two timeouts: conn_timeout to
-// connect, node_timeout (or http_timeout) for each response, both for its headers and between
-// its body chunks. Built on node:http, which is in Node's start-up snapshot: a reconstructor
-// started with --once pays nothing to load it.
-import http, { type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
+// Requests whose answer is read whole (REPLICATE), over keep-alive connections kept per peer
+// (ip:port), with Swift's two timeouts: conn_timeout to connect, node_timeout (or
+// http_timeout) for the response, both for its headers and between its body's pieces.
+//
+// A plain socket rather than node:http: a pass with nothing to do is three of these per
+// partition, and node:http's request, agent and parser machinery cost several times the
+// exchange itself in a process that lives for one pass (its code never gets hot). The
+// request goes out in one write and the answer is parsed where it lands.
+import { connect, type Socket } from 'node:net';
 
 export interface PeerTimeouts {
   /** Seconds to connect. */
@@ -15,14 +19,15 @@ export interface PeerRequest {
   method: string;
   path: string;
   headers?: Record<string, string>;
-  signal?: AbortSignal;
+  /** Largest body accepted (bytes); more is an error. */
+  limit?: number;
 }
 
-export interface PeerResponse {
+export interface PeerAnswer {
   statusCode: number;
-  /** Lower-cased names. */
-  headers: IncomingHttpHeaders;
-  body: IncomingMessage;
+  /** Lower-cased names; repeated headers joined with ", ". */
+  headers: Record<string, string>;
+  body: Buffer;
 }
 
 export class PeerTimeout extends Error {
@@ -32,84 +37,251 @@ export class PeerTimeout extends Error {
   }
 }
 
+export class PeerProtocolError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'PeerProtocolError';
+  }
+}
+
+const MAX_HEAD = 1024 * 1024;
+const DEFAULT_LIMIT = 64 * 1024 * 1024;
+/** an idle connection older than this is closed rather than reused (servers time theirs out) */
+const IDLE_MS = 20_000;
+
+interface Idle {
+  socket: Socket;
+  since: number;
+  /** takes the connection back out of the idle list's watch */
+  take: () => void;
+}
+
 export class PeerPools {
-  private readonly agents = new Map<string, http.Agent>();
-  private readonly inFlight = new Set<http.ClientRequest>();
+  private readonly idle = new Map<string, Idle[]>();
+  private readonly busy = new Set<Socket>();
   private closed = false;
 
   constructor(
     readonly timeouts: PeerTimeouts,
-    private readonly connectionsPerPeer = 8,
+    private readonly idlePerPeer = 8,
   ) {}
 
-  private agent(ip: string, port: number): http.Agent {
-    const key = `${ip}:${port}`;
-    let agent = this.agents.get(key);
-    if (!agent) {
-      agent = new http.Agent({ keepAlive: true, maxSockets: this.connectionsPerPeer, maxFreeSockets: this.connectionsPerPeer, scheduling: 'lifo', timeout: 30_000 });
-      this.agents.set(key, agent);
+  /** Sends one request and reads its whole answer. */
+  async exchange(ip: string, port: number, req: PeerRequest): Promise<PeerAnswer> {
+    if (this.closed) throw new Error('peer pools are closed');
+    const host = ip.startsWith('[') && ip.endsWith(']') ? ip.slice(1, -1) : ip;
+    let head = `${req.method} ${req.path} HTTP/1.1\r\nHost: ${host.includes(':') ? `[${host}]` : host}:${port}\r\n`;
+    for (const [k, v] of Object.entries(req.headers ?? {})) {
+      if (/[\r\n:]/.test(k) || /[\r\n]/.test(v)) throw new PeerProtocolError(`header ${JSON.stringify(k)} cannot be sent`);
+      head += `${k}: ${v}\r\n`;
     }
-    return agent;
+    head += '\r\n';
+    const key = `${host}:${port}`;
+    const reused = this.takeIdle(key);
+    if (reused) {
+      try {
+        return await this.roundTrip(reused, key, head, req.limit ?? DEFAULT_LIMIT);
+      } catch (e) {
+        // the peer closed a kept connection before our request reached it: once more, fresh
+        if (!(e instanceof StaleConnection)) throw e;
+      }
+    }
+    const socket = await this.open(host, port);
+    try {
+      return await this.roundTrip(socket, key, head, req.limit ?? DEFAULT_LIMIT);
+    } catch (e) {
+      if (e instanceof StaleConnection) throw new PeerProtocolError(`connection to ${ip}:${port} closed before a response`);
+      throw e;
+    }
   }
 
-  /** Sends one request; resolves with the response once its headers are in. */
-  request(ip: string, port: number, req: PeerRequest): Promise<PeerResponse> {
-    if (this.closed) return Promise.reject(new Error('peer pools are closed'));
-    const host = ip.startsWith('[') && ip.endsWith(']') ? ip.slice(1, -1) : ip;
-    const connMs = Math.max(1, Math.round(this.timeouts.connTimeout * 1000));
-    const respMs = Math.max(1, Math.round(this.timeouts.responseTimeout * 1000));
+  private takeIdle(key: string): Socket | null {
+    const list = this.idle.get(key);
+    const now = Date.now();
+    while (list?.length) {
+      const { socket, since, take } = list.pop()!;
+      take();
+      if (!socket.destroyed && now - since < IDLE_MS) return socket;
+      socket.destroy();
+    }
+    return null;
+  }
+
+  private open(host: string, port: number): Promise<Socket> {
+    const ms = Math.max(1, Math.round(this.timeouts.connTimeout * 1000));
     return new Promise((resolve, reject) => {
-      const r = http.request({ host, port, method: req.method, path: req.path, headers: req.headers, agent: this.agent(host, port), signal: req.signal, setHost: true });
-      this.inFlight.add(r);
-      r.once('close', () => this.inFlight.delete(r));
-      r.once('socket', (socket) => {
-        if (!socket.connecting) return;
-        const t = setTimeout(() => r.destroy(new PeerTimeout(`connect timeout (${this.timeouts.connTimeout}s) to ${ip}:${port}`)), connMs);
-        socket.once('connect', () => clearTimeout(t));
-        socket.once('close', () => clearTimeout(t));
+      const socket = connect({ host, port, noDelay: true });
+      const timer = setTimeout(() => {
+        socket.destroy();
+        reject(new PeerTimeout(`connect timeout (${this.timeouts.connTimeout}s) to ${host}:${port}`));
+      }, ms);
+      socket.once('error', (e) => {
+        clearTimeout(timer);
+        reject(e);
       });
-      // the socket's idle timer covers the wait for headers and every gap in the body
-      r.setTimeout(respMs, () => r.destroy(new PeerTimeout(`timeout (${this.timeouts.responseTimeout}s) waiting for ${ip}:${port}`)));
-      r.once('error', reject);
-      r.once('response', (res) => {
-        // errors from here on belong to whoever reads the body
-        r.off('error', reject);
-        r.on('error', () => undefined);
-        res.once('end', () => r.setTimeout(0));
-        resolve({ statusCode: res.statusCode ?? 0, headers: res.headers, body: res });
+      socket.once('connect', () => {
+        clearTimeout(timer);
+        socket.removeAllListeners('error');
+        resolve(socket);
       });
-      r.end();
     });
   }
 
-  /** Closes every connection; requests still running after a grace period (a hung peer) are destroyed. */
+  private roundTrip(socket: Socket, key: string, head: string, limit: number): Promise<PeerAnswer> {
+    const ms = Math.max(1, Math.round(this.timeouts.responseTimeout * 1000));
+    this.busy.add(socket);
+    return new Promise<PeerAnswer>((resolve, reject) => {
+      let buf: Buffer | null = null;
+      let got = 0;
+      let parsed: { statusCode: number; headers: Record<string, string>; length: number; close: boolean } | null = null;
+      let chunks: Buffer[] = [];
+      let settled = false;
+      const finish = (err: Error | null, answer?: PeerAnswer, keep = false) => {
+        if (settled) return;
+        settled = true;
+        socket.setTimeout(0);
+        socket.off('data', onData);
+        socket.off('end', onEnd);
+        socket.off('error', onError);
+        socket.off('timeout', onTimeout);
+        this.busy.delete(socket);
+        if (err) {
+          socket.destroy();
+          reject(err);
+          return;
+        }
+        if (keep && !this.closed) this.keep(key, socket);
+        else socket.destroy();
+        resolve(answer!);
+      };
+      const onData = (d: Buffer) => {
+        if (!parsed) {
+          buf = buf ? Buffer.concat([buf, d]) : d;
+          const end = buf.indexOf('\r\n\r\n', Math.max(0, buf.length - d.length - 3), 'latin1');
+          if (end < 0) {
+            if (buf.length > MAX_HEAD) finish(new PeerProtocolError(`response headers over ${MAX_HEAD} bytes`));
+            return;
+          }
+          try {
+            parsed = parseHead(buf.subarray(0, end).toString('latin1'), limit);
+          } catch (e) {
+            finish(e as Error);
+            return;
+          }
+          d = buf.subarray(end + 4);
+          buf = null;
+        }
+        if (d.length) {
+          chunks.push(d);
+          got += d.length;
+        }
+        if (parsed.length >= 0 && got >= parsed.length) {
+          const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, got);
+          chunks = [];
+          // bytes beyond the body mean the connection is out of step: not reused
+          finish(null, { statusCode: parsed.statusCode, headers: parsed.headers, body: body.subarray(0, parsed.length) }, !parsed.close && got === parsed.length);
+        } else if (got > limit) {
+          finish(new PeerProtocolError(`response body over ${limit} bytes`));
+        }
+      };
+      const onEnd = () => {
+        if (parsed && parsed.length < 0) {
+          finish(null, { statusCode: parsed.statusCode, headers: parsed.headers, body: Buffer.concat(chunks, got) });
+        } else if (!parsed && buf === null) {
+          finish(new StaleConnection());
+        } else {
+          finish(new PeerProtocolError(parsed ? `response ended ${parsed.length - got} bytes short of its Content-Length` : 'connection closed inside the response headers'));
+        }
+      };
+      const onError = (e: Error) => {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (!parsed && buf === null && (code === 'ECONNRESET' || code === 'EPIPE')) finish(new StaleConnection());
+        else finish(e);
+      };
+      const onTimeout = () => finish(new PeerTimeout(`timeout (${this.timeouts.responseTimeout}s) waiting for ${key}`));
+      socket.on('data', onData);
+      socket.on('end', onEnd);
+      socket.on('error', onError);
+      socket.on('timeout', onTimeout);
+      socket.setTimeout(ms);
+      socket.write(head, 'latin1');
+    });
+  }
+
+  private keep(key: string, socket: Socket): void {
+    let list = this.idle.get(key);
+    if (!list) this.idle.set(key, (list = []));
+    if (list.length >= this.idlePerPeer) {
+      socket.destroy();
+      return;
+    }
+    // an idle connection neither keeps the process alive nor outlives the peer's hang-up
+    socket.unref();
+    const drop = () => {
+      const i = list!.findIndex((x) => x.socket === socket);
+      if (i >= 0) list!.splice(i, 1);
+      socket.destroy();
+    };
+    socket.once('end', drop);
+    socket.once('error', drop);
+    socket.once('data', drop); // nothing is asked: anything arriving is out of step
+    const take = () => {
+      socket.off('end', drop);
+      socket.off('error', drop);
+      socket.off('data', drop);
+      socket.ref();
+    };
+    list.push({ socket, since: Date.now(), take });
+  }
+
+  /** Closes every connection; exchanges still running after a grace period (a hung peer) are cut. */
   async close(graceMs = 1000): Promise<void> {
     this.closed = true;
-    if (this.inFlight.size) {
-      const pending = [...this.inFlight].map((r) => new Promise<void>((res) => (r.destroyed ? res() : r.once('close', () => res()))));
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([Promise.all(pending), new Promise<void>((r) => (timer = setTimeout(r, graceMs)))]);
-      clearTimeout(timer);
-      for (const r of this.inFlight) r.destroy(new Error('peer pools closed'));
-    }
-    for (const a of this.agents.values()) a.destroy();
-    this.agents.clear();
+    for (const list of this.idle.values()) for (const { socket } of list) socket.destroy();
+    this.idle.clear();
+    const until = Date.now() + graceMs;
+    while (this.busy.size && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    for (const s of this.busy) s.destroy(new Error('peer pools closed'));
   }
 }
 
-/** A whole response body, at most `limit` bytes (more is an error). */
-export async function readBody(body: IncomingMessage, limit = 64 * 1024 * 1024): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let n = 0;
-  for await (const c of body as AsyncIterable<Buffer>) {
-    n += c.length;
-    if (n > limit) {
-      body.destroy();
-      throw new Error(`response body over ${limit} bytes`);
-    }
-    chunks.push(c);
+class StaleConnection extends Error {}
+
+/**
+ * An HTTP/1.x response head (status line and header lines, without the blank line): the
+ * status, the minor version, and the headers with lower-cased names, repeats joined with ", ".
+ */
+export function parseResponseHead(text: string): { statusCode: number; minor: number; headers: Record<string, string> } {
+  const lines = text.split('\r\n');
+  const m = /^HTTP\/1\.([01]) (\d{3})(?: .*)?$/.exec(lines[0] ?? '');
+  if (!m) throw new PeerProtocolError(`bad status line ${JSON.stringify((lines[0] ?? '').slice(0, 80))}`);
+  const headers: Record<string, string> = {};
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i]!;
+    const c = line.indexOf(':');
+    if (c <= 0) throw new PeerProtocolError(`bad header line ${JSON.stringify(line.slice(0, 80))}`);
+    const k = line.slice(0, c).trim().toLowerCase();
+    const v = line.slice(c + 1).trim();
+    headers[k] = k in headers ? `${headers[k]}, ${v}` : v;
   }
-  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, n);
+  return { statusCode: Number(m[2]), minor: Number(m[1]), headers };
+}
+
+function parseHead(text: string, limit: number) {
+  const { statusCode, minor, headers } = parseResponseHead(text);
+  const te = headers['transfer-encoding'];
+  if (te && te.toLowerCase() !== 'identity') throw new PeerProtocolError(`a ${te} response where one with a Content-Length was expected`);
+  const cl = headers['content-length'];
+  let length = -1;
+  if (statusCode === 204 || statusCode === 304) length = 0;
+  else if (cl !== undefined) {
+    if (!/^\d+$/.test(cl)) throw new PeerProtocolError(`bad Content-Length ${JSON.stringify(cl.slice(0, 40))}`);
+    length = Number(cl);
+    if (length > limit) throw new PeerProtocolError(`response body of ${length} bytes, over ${limit}`);
+  }
+  const connection = (headers.connection ?? '').toLowerCase();
+  const close = minor === 0 ? connection !== 'keep-alive' : connection.split(',').some((t) => t.trim() === 'close');
+  return { statusCode, headers, length, close: close || length < 0 };
 }
 
 /** Swift quotes the path of backend requests: /<device>/<partition>[<object path>]. */

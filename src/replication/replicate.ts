@@ -1,7 +1,7 @@
 // REPLICATE, the hash exchange: ask a peer for a partition's suffix hashes (a protocol-2
 // pickle of {suffix: {None|fi: md5}}), as the reconstructor does before each sync.
 import { parseReplicatePickle, type SuffixHashes } from '../swift/hashes.js';
-import { backendPath, readBody, type PeerPools } from './peers.js';
+import { backendPath, type PeerPools } from './peers.js';
 
 export interface ReplicateNode {
   replication_ip: string;
@@ -23,18 +23,17 @@ export class ReplicateError extends Error {
 /** A peer's suffix hashes; a non-200 status is returned (507 lets the caller try a handoff). */
 export async function replicate(pools: PeerPools, node: ReplicateNode, partition: number | string, policyIndex: number, userAgent = `obj-reconstructor ${process.pid}`): Promise<ReplicateResult> {
   let res;
-  let body: Uint8Array;
   try {
-    res = await pools.request(node.replication_ip, node.replication_port, {
+    res = await pools.exchange(node.replication_ip, node.replication_port, {
       method: 'REPLICATE',
       path: backendPath(node.device, partition),
       headers: { 'Content-Length': '0', 'User-Agent': userAgent, 'X-Backend-Storage-Policy-Index': String(policyIndex) },
     });
-    body = await readBody(res.body);
   } catch (e) {
     throw new ReplicateError(`${node.replication_ip}:${node.replication_port}/${node.device}/${partition}: ${(e as Error).message}`);
   }
-  if (res.statusCode !== 200) return { status: res.statusCode, body: Buffer.from(body.subarray(0, 1024)).toString('latin1') };
+  const body = res.body;
+  if (res.statusCode !== 200) return { status: res.statusCode, body: body.subarray(0, 1024).toString('latin1') };
   try {
     return { status: 200, hashes: parseReplicatePickle(body) };
   } catch (e) {

@@ -8,7 +8,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 interface FsExt {
   flockSync(fd: number, flags: 'ex' | 'exnb' | 'sh' | 'shnb' | 'un'): void;
 }
-const fsExt = createRequire(import.meta.url)('fs-ext') as FsExt;
+let fsExtModule: FsExt | undefined;
+/** fs-ext (flock), loaded when a lock is first taken */
+const fsExt = (): FsExt => (fsExtModule ??= createRequire(import.meta.url)('fs-ext') as FsExt);
 
 export const DEFAULT_LOCK_TIMEOUT = 10;
 
@@ -25,7 +27,7 @@ export class LockTimeout extends Error {
 
 function tryLock(fd: number): boolean {
   try {
-    fsExt.flockSync(fd, 'exnb');
+    fsExt().flockSync(fd, 'exnb');
     return true;
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;

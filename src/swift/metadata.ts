@@ -3,12 +3,21 @@
 // the whole pickle in user.swift.metadata_checksum. Keys and values come back as strings,
 // decoded the way Python 3 Swift does it (UTF-8 with surrogateescape, so bytes that are not
 // UTF-8 survive a read and a rewrite unchanged).
-import * as xattr from '@napi-rs/xattr';
 import { createHash } from 'node:crypto';
+import { createRequire } from 'node:module';
 import { DiskFileError } from './ondisk.js';
 import { dumps, loads, PickleDict, type PickleValue } from './pickle.js';
 
 export type Metadata = Record<string, string>;
+
+type Xattr = typeof import('@napi-rs/xattr');
+let xattrModule: Xattr | undefined;
+/**
+ * The native xattr package, loaded when first used and through require(): imported as a module
+ * it costs every process that starts (a daemon's --once pass included) a scan of its CommonJS
+ * source and the compilation that scan triggers.
+ */
+const xattr = (): Xattr => (xattrModule ??= createRequire(import.meta.url)('@napi-rs/xattr') as Xattr);
 
 export const METADATA_KEY = 'user.swift.metadata';
 export const METADATA_CHECKSUM_KEY = 'user.swift.metadata_checksum';
@@ -111,7 +120,7 @@ function xattrError(e: unknown, path: string): Error {
 
 async function getXattr(path: string, name: string): Promise<Uint8Array | null> {
   try {
-    const v = await xattr.getAttribute(path, name);
+    const v = await xattr().getAttribute(path, name);
     return v ? new Uint8Array(v) : null;
   } catch (e) {
     const msg = String((e as Error).message ?? e);
@@ -122,7 +131,7 @@ async function getXattr(path: string, name: string): Promise<Uint8Array | null> 
 
 /** Raw pickle bytes and stored checksum of a file (null when the file has no metadata). */
 export async function readRawMetadata(path: string): Promise<{ pickle: Uint8Array; checksum: string | null } | null> {
-  const names = new Set((await xattr.listAttributes(path).catch((e: unknown) => Promise.reject(xattrError(e, path)))) ?? []);
+  const names = new Set((await xattr().listAttributes(path).catch((e: unknown) => Promise.reject(xattrError(e, path)))) ?? []);
   const parts: Uint8Array[] = [];
   for (let key = 0; names.has(key ? `${METADATA_KEY}${key}` : METADATA_KEY); key++) {
     const part = await getXattr(path, key ? `${METADATA_KEY}${key}` : METADATA_KEY);
@@ -154,9 +163,9 @@ export async function writeMetadata(path: string, md: Metadata): Promise<void> {
   try {
     let key = 0;
     for (let off = 0; off < pickle.length; off += XATTR_SIZE, key++) {
-      await xattr.setAttribute(path, key ? `${METADATA_KEY}${key}` : METADATA_KEY, Buffer.from(pickle.subarray(off, off + XATTR_SIZE)));
+      await xattr().setAttribute(path, key ? `${METADATA_KEY}${key}` : METADATA_KEY, Buffer.from(pickle.subarray(off, off + XATTR_SIZE)));
     }
-    await xattr.setAttribute(path, METADATA_CHECKSUM_KEY, Buffer.from(md5hex(pickle), 'ascii'));
+    await xattr().setAttribute(path, METADATA_CHECKSUM_KEY, Buffer.from(md5hex(pickle), 'ascii'));
   } catch (e) {
     throw xattrError(e, path);
   }

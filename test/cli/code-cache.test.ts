@@ -1,0 +1,78 @@
+// The command line's V8 code cache: written once, in a directory only this user can write to,
+// used by the next start, and rewritten when it does not fit (a corrupt or foreign file is
+// never trusted). The command's results are the same with and without it.
+import { execFile } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const run = promisify(execFile);
+const BIN = new URL('../../bin/fragmend.js', import.meta.url).pathname;
+const dir = mkdtempSync(join(tmpdir(), 'fragmend-code-cache-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const object = join(dir, 'obj');
+writeFileSync(object, Buffer.alloc(100_000, 7));
+
+/** encodes the object into a fresh directory; returns what the command printed */
+async function encode(env: Record<string, string | undefined>): Promise<string> {
+  // the same output directory every time, so the printed result can be compared
+  const out = join(dir, 'out');
+  rmSync(out, { recursive: true, force: true });
+  mkdirSync(out);
+  const r = await run(process.execPath, [BIN, 'codec', 'encode', '--ec-type', 'liberasurecode_rs_vand', '-k', '4', '-m', '2', object, out], {
+    env: { ...process.env, XDG_CACHE_HOME: undefined, ...env },
+  });
+  return r.stdout;
+}
+
+const cacheFiles = (d: string) => (statSync(d, { throwIfNoEntry: false }) ? readdirSync(d).filter((f) => f.endsWith('.v8')) : []);
+
+describe('the code cache', () => {
+  it('is written on the first start, 0600 in a 0700 directory, and used as it is by the next', async () => {
+    const cache = join(dir, 'c1', 'fragmend');
+    const first = await encode({ FRAGMEND_CACHE_DIR: cache });
+    expect(statSync(cache).mode & 0o777).toBe(0o700);
+    const [file] = cacheFiles(cache);
+    expect(file).toBeDefined();
+    const path = join(cache, file!);
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+    expect(statSync(path).size).toBeGreaterThan(100_000);
+    const bytes = readFileSync(path);
+    const mtime = statSync(path).mtimeMs;
+    expect(await encode({ FRAGMEND_CACHE_DIR: cache })).toBe(first);
+    // accepted: not written again
+    expect(statSync(path).mtimeMs).toBe(mtime);
+    expect(readFileSync(path).equals(bytes)).toBe(true);
+  });
+
+  it('a corrupt cache is not used: the command runs as before and the cache is made again', async () => {
+    const cache = join(dir, 'c2');
+    const reference = await encode({ FRAGMEND_CACHE_DIR: cache });
+    const [file] = cacheFiles(cache);
+    const path = join(cache, file!);
+    const garbage = Buffer.alloc(statSync(path).size, 0x5a);
+    writeFileSync(path, garbage);
+    expect(await encode({ FRAGMEND_CACHE_DIR: cache })).toBe(reference);
+    expect(readFileSync(path).equals(garbage)).toBe(false);
+    expect(await encode({ FRAGMEND_CACHE_DIR: cache })).toBe(reference);
+  });
+
+  it('is not kept in a directory others can write to, nor when turned off', async () => {
+    const open = join(dir, 'c3');
+    mkdirSync(open, { mode: 0o700 });
+    chmodSync(open, 0o777);
+    await encode({ FRAGMEND_CACHE_DIR: open });
+    expect(cacheFiles(open)).toEqual([]);
+
+    const home = join(dir, 'home');
+    mkdirSync(home);
+    await encode({ FRAGMEND_CACHE_DIR: '', HOME: home });
+    expect(statSync(join(home, '.cache'), { throwIfNoEntry: false })).toBeUndefined();
+    // and by default it goes under $HOME/.cache/fragmend
+    await encode({ FRAGMEND_CACHE_DIR: undefined, HOME: home });
+    expect(cacheFiles(join(home, '.cache', 'fragmend'))).toHaveLength(1);
+  });
+});
