@@ -3,7 +3,7 @@
 // Writes are atomic (temp file, xattrs, fsync, rename, directory fsync); EC data becomes
 // durable by a rename to #d; cleanup, reclaim and purge follow ECDiskFileManager.
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { readdirSync, statSync } from 'node:fs';
+import { readdirSync, statSync, writeSync } from 'node:fs';
 import { open, readdir, rename, rmdir, stat, type FileHandle } from 'node:fs/promises';
 import { fsyncDir, isFileOlder, isMountSync, makeDirs, removeFile, renamer } from './fsutil.js';
 import { basename, dirname, join } from 'node:path';
@@ -586,11 +586,10 @@ export class ECDiskFileWriter {
 
   async write(chunk: Uint8Array): Promise<void> {
     if (!this.fh) throw new DiskFileError('DiskFileWriter is not open');
+    // plain writes, as Swift's writer makes them: through the thread pool each costs twice
+    // the CPU of the copy into the page cache
     let off = 0;
-    while (off < chunk.length) {
-      const { bytesWritten } = await this.fh.write(chunk, off, chunk.length - off);
-      off += bytesWritten;
-    }
+    while (off < chunk.length) off += writeSync(this.fh.fd, chunk, off, chunk.length - off);
     this.written += chunk.length;
   }
 
