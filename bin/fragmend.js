@@ -8,7 +8,7 @@
 // ~/.cache/fragmend, and only in a directory owned by this user that nobody else can write to
 // (a cache is code this process runs). FRAGMEND_CACHE_DIR= (empty) turns it off. A cache that
 // does not match this bundle, Node and flags is not used, and is written again.
-import { closeSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -45,7 +45,9 @@ function loadBundle() {
   let cachedData;
   if (dir) {
     const st = statSync(BUNDLE);
-    const key = fnv([BUNDLE, st.size, st.mtimeMs, process.version, process.arch, process.execArgv.join(' ')].join('\0'));
+    // Node's own options that leave V8's code alone (profiles, inspector) do not change the key
+    const flags = process.execArgv.filter((a) => !/^--(cpu-prof|heap-prof|inspect|diagnostic-dir|report)/.test(a));
+    const key = fnv([BUNDLE, st.size, st.mtimeMs, process.version, process.arch, flags.join(' ')].join('\0'));
     cachePath = join(dir, `cli-${process.version}-${key}.v8`);
     try {
       cachedData = readFileSync(cachePath);
@@ -70,6 +72,12 @@ function loadBundle() {
           closeSync(fd);
         }
         renameSync(tmp, cachePath);
+        // caches of other builds or Node versions, unused for a week, go
+        const weekAgo = Date.now() - 7 * 86400_000;
+        for (const f of readdirSync(dir)) {
+          const p = join(dir, f);
+          if (p !== cachePath && /^cli-.*\.v8$/.test(f) && statSync(p).mtimeMs < weekAgo) unlinkSync(p);
+        }
       } catch {
         try {
           unlinkSync(tmp);

@@ -2,7 +2,7 @@
 // used by the next start, and rewritten when it does not fit (a corrupt or foreign file is
 // never trusted). The command's results are the same with and without it.
 import { execFile } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -17,12 +17,12 @@ const object = join(dir, 'obj');
 writeFileSync(object, Buffer.alloc(100_000, 7));
 
 /** encodes the object into a fresh directory; returns what the command printed */
-async function encode(env: Record<string, string | undefined>): Promise<string> {
+async function encode(env: Record<string, string | undefined>, nodeArgs: string[] = []): Promise<string> {
   // the same output directory every time, so the printed result can be compared
   const out = join(dir, 'out');
   rmSync(out, { recursive: true, force: true });
   mkdirSync(out);
-  const r = await run(process.execPath, [BIN, 'codec', 'encode', '--ec-type', 'liberasurecode_rs_vand', '-k', '4', '-m', '2', object, out], {
+  const r = await run(process.execPath, [...nodeArgs, BIN, 'codec', 'encode', '--ec-type', 'liberasurecode_rs_vand', '-k', '4', '-m', '2', object, out], {
     env: { ...process.env, XDG_CACHE_HOME: undefined, ...env },
   });
   return r.stdout;
@@ -74,5 +74,25 @@ describe('the code cache', () => {
     // and by default it goes under $HOME/.cache/fragmend
     await encode({ FRAGMEND_CACHE_DIR: undefined, HOME: home });
     expect(cacheFiles(join(home, '.cache', 'fragmend'))).toHaveLength(1);
+  });
+
+  it('a profiling run uses the same cache; caches of other builds unused for a week are removed', async () => {
+    const cache = join(dir, 'c4');
+    mkdirSync(cache, { mode: 0o700 });
+    const old = join(cache, 'cli-v0.0.0-deadbeef.v8');
+    const recent = join(cache, 'cli-v0.0.1-deadbeef.v8');
+    writeFileSync(old, 'x');
+    writeFileSync(recent, 'x');
+    const eightDaysAgo = Date.now() / 1000 - 8 * 86400;
+    utimesSync(old, eightDaysAgo, eightDaysAgo);
+    await encode({ FRAGMEND_CACHE_DIR: cache });
+    expect(statSync(old, { throwIfNoEntry: false })).toBeUndefined();
+    expect(statSync(recent, { throwIfNoEntry: false })).toBeDefined();
+    const before = cacheFiles(cache).sort();
+    expect(before).toHaveLength(2);
+    const profiles = join(dir, 'profiles');
+    await encode({ FRAGMEND_CACHE_DIR: cache }, ['--cpu-prof', `--cpu-prof-dir=${profiles}`]);
+    expect(readdirSync(profiles).some((f) => f.endsWith('.cpuprofile'))).toBe(true);
+    expect(cacheFiles(cache).sort()).toEqual(before);
   });
 });
