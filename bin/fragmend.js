@@ -38,13 +38,12 @@ function fnv(s) {
   return h.toString(16).padStart(8, '0');
 }
 
-function loadBundle() {
+function loadBundle(st) {
   const src = readFileSync(BUNDLE, 'utf8');
   const dir = cacheDir();
   let cachePath = null;
   let cachedData;
   if (dir) {
-    const st = statSync(BUNDLE);
     // Node's own options that leave V8's code alone (profiles, inspector) do not change the key
     const flags = process.execArgv.filter((a) => !/^--(cpu-prof|heap-prof|inspect|diagnostic-dir|report)/.test(a));
     const key = fnv([BUNDLE, st.size, st.mtimeMs, process.version, process.arch, flags.join(' ')].join('\0'));
@@ -91,13 +90,9 @@ function loadBundle() {
 }
 
 let mod;
-try {
-  statSync(BUNDLE);
-  mod = loadBundle();
-} catch (err) {
-  if (err?.code !== 'ENOENT' || err.path !== BUNDLE) throw err;
-  mod = await import('../dist/cli/main.js');
-}
+const bundle = statSync(BUNDLE, { throwIfNoEntry: false });
+if (bundle) mod = loadBundle(bundle);
+else mod = await import('../dist/cli/main.js');
 
 mod.main(process.argv.slice(2)).catch((err) => {
   console.error(`fragmend: ${err && err.message ? err.message : err}`);

@@ -5,14 +5,10 @@
 import { randomBytes } from 'node:crypto';
 import { closeSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
 import { unlink, writeFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { renamer } from '../swift/fsutil.js';
-
-type FsExt = { flockSync(fd: number, flags: string): void };
-let fsExtModule: FsExt | undefined;
-const fsExt = (): FsExt => (fsExtModule ??= createRequire(import.meta.url)('fs-ext') as FsExt);
+import { tryLock } from '../swift/locks.js';
 
 export const RECON_OBJECT_FILE = 'object.recon';
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
@@ -56,8 +52,14 @@ async function lockFile(path: string, timeoutSeconds: number): Promise<number> {
   let fd = openSync(path, 'a+');
   const deadline = Date.now() + timeoutSeconds * 1000;
   for (;;) {
+    let locked: boolean;
     try {
-      fsExt().flockSync(fd, 'exnb');
+      locked = tryLock(fd);
+    } catch (e) {
+      closeSync(fd);
+      throw e;
+    }
+    if (locked) {
       // The holder before us may have renamed a new file over the path (the lock then guards
       // an orphaned inode, and what we would read is stale): lock the path's file anew.
       let current: number | null = null;
@@ -70,18 +72,12 @@ async function lockFile(path: string, timeoutSeconds: number): Promise<number> {
       closeSync(fd);
       fd = openSync(path, 'a+');
       continue;
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code !== 'EAGAIN' && code !== 'EWOULDBLOCK') {
-        closeSync(fd);
-        throw e;
-      }
-      if (Date.now() >= deadline) {
-        closeSync(fd);
-        throw new Error(`${timeoutSeconds} seconds: ${path}`);
-      }
-      await sleep(10);
     }
+    if (Date.now() >= deadline) {
+      closeSync(fd);
+      throw new Error(`${timeoutSeconds} seconds: ${path}`);
+    }
+    await sleep(10);
   }
 }
 

@@ -457,20 +457,21 @@ export class ObjectReconstructor {
       targetIndex: node.backendIndex,
       nodes,
       local: { path: df.dataFile!, durable: df.onDisk?.dataInfo?.durable ?? false },
+      connTimeout: this.conf.connTimeout,
       nodeTimeout: this.conf.nodeTimeout,
       logger: this.log,
     };
     let src: ArchiveSource;
     try {
       try {
-        src = await rebuildFragmentArchive(this.pools, request);
+        src = await rebuildFragmentArchive(request);
       } catch (e) {
         if (!(e instanceof RebuildFailed) || !this.isQuarantineCandidate(e, df)) throw e;
         // Nobody else seems to hold this object: ask the handoffs too before deciding.
         const replicas = part.state.ring.replicaCount;
         const handoffs = [...part.state.ring.getMoreNodes(part.partition)].slice(0, Math.max(0, this.conf.requestNodeCount(replicas) - replicas));
         try {
-          src = await rebuildFragmentArchive(this.pools, { ...request, nodes: [...nodes, ...handoffs] });
+          src = await rebuildFragmentArchive({ ...request, nodes: [...nodes, ...handoffs] });
         } catch (e2) {
           if (e2 instanceof RebuildFailed && this.isQuarantineCandidate(e2, df)) {
             this.log.warn(`Quarantining solitary fragment #${df.fragIndex} of ${df.objectName} (${df.dataFile})`);

@@ -6,7 +6,7 @@
 // Here a response owns a single fragment-sized buffer for its whole life.
 import { connect, type Socket } from 'node:net';
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { parseResponseHead, PeerTimeout } from './peers.js';
+import { hostOf, parseResponseHead, PeerTimeout, requestHead } from './peers.js';
 
 /** Where a rebuild's fragments come from: a peer's response or the local archive. */
 export interface FragmentReader {
@@ -72,14 +72,13 @@ export class ArchiveGet implements FragmentReader {
 
   /** @internal use getArchive */
   start(req: ArchiveGetRequest): Promise<void> {
-    const host = req.ip.startsWith('[') && req.ip.endsWith(']') ? req.ip.slice(1, -1) : req.ip;
-    const hostHeader = host.includes(':') ? `[${host}]:${req.port}` : `${host}:${req.port}`;
-    let head = `GET ${req.path} HTTP/1.1\r\nHost: ${hostHeader}\r\n`;
-    for (const [k, v] of Object.entries(req.headers)) {
-      if (/[\r\n:]/.test(k) || /[\r\n]/.test(v)) return Promise.reject(new ArchiveReadError(`header ${JSON.stringify(k)} cannot be sent`));
-      head += `${k}: ${v}\r\n`;
+    const host = hostOf(req.ip);
+    let head: string;
+    try {
+      head = requestHead('GET', req.path, req.ip, req.port, { ...req.headers, Connection: 'close' });
+    } catch (e) {
+      return Promise.reject(new ArchiveReadError((e as Error).message));
     }
-    head += 'Connection: close\r\n\r\n';
     return new Promise<void>((resolve, reject) => {
       this.onHead = { resolve, reject };
       const socket = connect({ host, port: req.port, noDelay: true, onread: { buffer: () => this.nextBuffer(), callback: (n, b) => this.onRead(n, b) } });

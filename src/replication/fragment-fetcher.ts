@@ -14,7 +14,7 @@ import type { Metadata } from '../swift/metadata.js';
 import type { StoragePolicy } from '../swift/policies.js';
 import { Timestamp } from '../swift/timestamp.js';
 import { getArchive, LocalArchive, type ArchiveGet, type FragmentReader } from './archive-get.js';
-import { backendPath, type PeerPools } from './peers.js';
+import { backendPath } from './peers.js';
 import type { ArchiveSource } from './ssync-sender.js';
 
 export interface FragmentNode {
@@ -42,7 +42,9 @@ export interface RebuildRequest {
    * the k. Left out when it cannot be opened, or holds the index being rebuilt.
    */
   local?: { path: string; durable: boolean };
-  /** Seconds allowed for each segment's reads once streaming. */
+  /** Seconds to connect to a peer (conn_timeout). */
+  connTimeout: number;
+  /** Seconds allowed for a peer's headers, and for each segment's reads once streaming. */
   nodeTimeout: number;
   logger?: Logger;
 }
@@ -68,7 +70,7 @@ interface Bucket {
   useful: Map<number, FragmentReader>;
 }
 
-export async function rebuildFragmentArchive(pools: PeerPools, req: RebuildRequest): Promise<ArchiveSource> {
+export async function rebuildFragmentArchive(req: RebuildRequest): Promise<ArchiveSource> {
   const { policy, ec, targetIndex, logger } = req;
   const ndata = policy.ec!.ndata;
   const localTs = new Timestamp(req.localMetadata['X-Timestamp']!);
@@ -106,7 +108,7 @@ export async function rebuildFragmentArchive(pools: PeerPools, req: RebuildReque
     }
   }
 
-  const connTimeoutMs = Math.max(1, Math.round(pools.timeouts.connTimeout * 1000));
+  const connTimeoutMs = Math.max(1, Math.round(req.connTimeout * 1000));
   const headerTimeoutMs = Math.max(1, Math.round(req.nodeTimeout * 1000));
   const order = req.nodes.slice();
   // start at a random node, so the primaries share the reads

@@ -69,13 +69,8 @@ export class PeerPools {
   /** Sends one request and reads its whole answer. */
   async exchange(ip: string, port: number, req: PeerRequest): Promise<PeerAnswer> {
     if (this.closed) throw new Error('peer pools are closed');
-    const host = ip.startsWith('[') && ip.endsWith(']') ? ip.slice(1, -1) : ip;
-    let head = `${req.method} ${req.path} HTTP/1.1\r\nHost: ${host.includes(':') ? `[${host}]` : host}:${port}\r\n`;
-    for (const [k, v] of Object.entries(req.headers ?? {})) {
-      if (/[\r\n:]/.test(k) || /[\r\n]/.test(v)) throw new PeerProtocolError(`header ${JSON.stringify(k)} cannot be sent`);
-      head += `${k}: ${v}\r\n`;
-    }
-    head += '\r\n';
+    const host = hostOf(ip);
+    const head = requestHead(req.method, req.path, ip, port, req.headers ?? {});
     const key = `${host}:${port}`;
     const reused = this.takeIdle(key);
     if (reused) {
@@ -282,6 +277,25 @@ function parseHead(text: string, limit: number) {
   const connection = (headers.connection ?? '').toLowerCase();
   const close = minor === 0 ? connection !== 'keep-alive' : connection.split(',').some((t) => t.trim() === 'close');
   return { statusCode, headers, length, close: close || length < 0 };
+}
+
+/** An address as connect() takes it: a ring's IPv6 address may come in brackets. */
+export function hostOf(ip: string): string {
+  return ip.startsWith('[') && ip.endsWith(']') ? ip.slice(1, -1) : ip;
+}
+
+/**
+ * The head of an HTTP/1.1 request, blank line included. A header that would split the request
+ * (a line break in a name or value, a colon in a name) is refused, not sent.
+ */
+export function requestHead(method: string, path: string, ip: string, port: number, headers: Record<string, string | number>): string {
+  const host = hostOf(ip);
+  let head = `${method} ${path} HTTP/1.1\r\nHost: ${host.includes(':') ? `[${host}]` : host}:${port}\r\n`;
+  for (const [k, v] of Object.entries(headers)) {
+    if (/[\r\n:]/.test(k) || /[\r\n]/.test(String(v))) throw new PeerProtocolError(`header ${JSON.stringify(k)} cannot be sent`);
+    head += `${k}: ${v}\r\n`;
+  }
+  return head + '\r\n';
 }
 
 /** Swift quotes the path of backend requests: /<device>/<partition>[<object path>]. */

@@ -2,6 +2,7 @@
 // message) keeps flowing while the response is read. SSYNC needs exactly this, and Swift's
 // sender does the same over its own buffered connection.
 import { connect, type Socket } from 'node:net';
+import { hostOf, requestHead } from './peers.js';
 
 const CRLF = Buffer.from('\r\n');
 
@@ -67,7 +68,7 @@ export class ChunkedRequest {
   /** Connects and sends the request head; rejects after connectTimeoutMs. */
   static open(host: string, port: number, method: string, path: string, headers: Record<string, string | number>, connectTimeoutMs: number): Promise<ChunkedRequest> {
     return new Promise((resolve, reject) => {
-      const socket = connect({ host, port });
+      const socket = connect({ host: hostOf(host), port });
       socket.setNoDelay(true);
       const timer = setTimeout(() => {
         socket.destroy();
@@ -79,9 +80,13 @@ export class ChunkedRequest {
       });
       socket.once('connect', () => {
         clearTimeout(timer);
-        const lines = [`${method} ${path} HTTP/1.1`, `Host: ${host}:${port}`, 'Transfer-Encoding: chunked'];
-        for (const [k, v] of Object.entries(headers)) lines.push(`${k}: ${v}`);
-        socket.write(lines.join('\r\n') + '\r\n\r\n');
+        try {
+          socket.write(requestHead(method, path, host, port, { 'Transfer-Encoding': 'chunked', ...headers }));
+        } catch (e) {
+          socket.destroy();
+          reject(new ConnectionError((e as Error).message));
+          return;
+        }
         resolve(new ChunkedRequest(socket));
       });
     });

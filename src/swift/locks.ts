@@ -25,7 +25,8 @@ export class LockTimeout extends Error {
   }
 }
 
-function tryLock(fd: number): boolean {
+/** flock(LOCK_EX | LOCK_NB): true when taken, false when another holds it. */
+export function tryLock(fd: number): boolean {
   try {
     fsExt().flockSync(fd, 'exnb');
     return true;

@@ -10,7 +10,6 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ECDriver } from '../../src/codec/index.js';
 import { rebuildFragmentArchive, RebuildFailed, type FragmentNode } from '../../src/replication/fragment-fetcher.js';
-import { PeerPools } from '../../src/replication/peers.js';
 import type { StoragePolicy } from '../../src/swift/policies.js';
 
 const K = 4;
@@ -29,7 +28,6 @@ describe('gathering fragments for a rebuild', () => {
   /** what each peer answers: its archive (200), or a status */
   const behaviour: Array<'ok' | 404 | 'hang' | 'cut'> = [];
   const nodes: FragmentNode[] = [];
-  const pools = new PeerPools({ connTimeout: 1, responseTimeout: 2 });
   let policy: StoragePolicy;
   const object = randomBytes(5 * SEGMENT + 1234);
 
@@ -85,7 +83,6 @@ describe('gathering fragments for a rebuild', () => {
     }
   });
   afterAll(async () => {
-    await pools.close();
     for (const s of servers) {
       s.closeAllConnections();
       await new Promise((r) => s.close(r));
@@ -115,6 +112,7 @@ describe('gathering fragments for a rebuild', () => {
     targetIndex: 5,
     nodes,
     ...(local ? { local: { path: localPath, durable: true } } : {}),
+    connTimeout: 1,
     nodeTimeout: 1,
   });
   const drain = async (body: AsyncIterable<Uint8Array>) => {
@@ -125,7 +123,7 @@ describe('gathering fragments for a rebuild', () => {
 
   it('with the local archive, asks k-1 peers and rebuilds the lost archive byte-identical', async () => {
     reset();
-    const src = await rebuildFragmentArchive(pools, request(true));
+    const src = await rebuildFragmentArchive(request(true));
     expect(await drain(src.body)).toEqual(archives[5]);
     expect(totalGets()).toBe(K - 1);
     expect(src.metadata['X-Object-Sysmeta-Ec-Frag-Index']).toBe('5');
@@ -133,7 +131,7 @@ describe('gathering fragments for a rebuild', () => {
 
   it('without it, asks k peers', async () => {
     reset();
-    const src = await rebuildFragmentArchive(pools, request(false));
+    const src = await rebuildFragmentArchive(request(false));
     expect(await drain(src.body)).toEqual(archives[5]);
     expect(totalGets()).toBe(K);
   });
@@ -141,7 +139,7 @@ describe('gathering fragments for a rebuild', () => {
   it('a peer that answers 404 makes it ask the next one', async () => {
     for (let miss = 0; miss < 4; miss++) {
       reset(...[0, 1, 2, 3].map((i) => (i === miss ? (404 as const) : ('ok' as const))));
-      const src = await rebuildFragmentArchive(pools, request(true));
+      const src = await rebuildFragmentArchive(request(true));
       expect(await drain(src.body)).toEqual(archives[5]);
       expect(gets[miss]).toBeLessThanOrEqual(1);
       // the 404 cost one extra request at most
@@ -151,7 +149,7 @@ describe('gathering fragments for a rebuild', () => {
 
   it('too few fragments: every peer is asked, then it fails with the 404s counted', async () => {
     reset(404, 404, 'ok', 'ok');
-    const e = await rebuildFragmentArchive(pools, request(true)).catch((x: unknown) => x);
+    const e = await rebuildFragmentArchive(request(true)).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(RebuildFailed);
     expect((e as RebuildFailed).reason).toBe('insufficient');
     expect((e as RebuildFailed).errorStatuses).toEqual(['404']);
@@ -163,24 +161,24 @@ describe('gathering fragments for a rebuild', () => {
     reset('hang', 'hang', 'ok', 'ok');
     const t0 = Date.now();
     // two hung peers of four: at most three answers, so the rebuild must fail, after ~1 s
-    const e = await rebuildFragmentArchive(pools, request(true)).catch((x: unknown) => x);
+    const e = await rebuildFragmentArchive(request(true)).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(RebuildFailed);
     expect(Date.now() - t0).toBeLessThan(5000);
     reset('hang', 'ok', 'ok', 'ok');
-    const src = await rebuildFragmentArchive(pools, request(true));
+    const src = await rebuildFragmentArchive(request(true));
     expect(await drain(src.body)).toEqual(archives[5]);
   });
 
   it('a peer that cuts its body short ends the rebuilt archive early, so the session fails', async () => {
     reset('cut', 'cut', 'cut', 'cut');
-    const src = await rebuildFragmentArchive(pools, request(true));
+    const src = await rebuildFragmentArchive(request(true));
     const got = await drain(src.body);
     expect(got.length).toBeLessThan(archives[5]!.length);
   });
 
   it('an unreadable local archive is left out and the peers make up for it', async () => {
     reset();
-    const src = await rebuildFragmentArchive(pools, { ...request(true), local: { path: join(dir, 'gone.data'), durable: true } });
+    const src = await rebuildFragmentArchive({ ...request(true), local: { path: join(dir, 'gone.data'), durable: true } });
     expect(await drain(src.body)).toEqual(archives[5]);
     expect(totalGets()).toBe(K);
   });

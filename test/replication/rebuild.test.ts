@@ -8,7 +8,6 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ECDriver } from '../../src/codec/index.js';
 import { rebuildFragmentArchive, RebuildFailed } from '../../src/replication/fragment-fetcher.js';
-import { PeerPools } from '../../src/replication/peers.js';
 import { ssyncSend, type ArchiveSource } from '../../src/replication/ssync-sender.js';
 import { ECDiskFileManager, type ECDiskFile } from '../../src/swift/diskfile.js';
 import { loadSwiftConf, type StoragePolicy } from '../../src/swift/policies.js';
@@ -23,7 +22,6 @@ describe.skipIf(!realSwiftEnabled())('rebuild and SSYNC against real Swift objec
   let proxy: number;
   let policy: StoragePolicy;
   let ec: ECDriver;
-  const pools = new PeerPools({ connTimeout: 2, responseTimeout: 10 });
   const account = 'AUTH_test';
   const container = 'c';
 
@@ -36,7 +34,6 @@ describe.skipIf(!realSwiftEnabled())('rebuild and SSYNC against real Swift objec
     ec = await ECDriver.create({ k: 4, m: 2, ecType: 'liberasurecode_rs_vand' });
   }, 90_000);
   afterAll(async () => {
-    await pools.close();
     await sbx?.cleanup();
   });
 
@@ -81,7 +78,7 @@ describe.skipIf(!realSwiftEnabled())('rebuild and SSYNC against real Swift objec
         rebuild: async (df: ECDiskFile) => {
           rebuilt++;
           const others = p.primaries.filter((n) => n.id !== lost.id).map((n) => ({ ...n, replication_ip: n.ip, replication_port: n.port }));
-          return rebuildFragmentArchive(pools, { policy, ec, partition: p.partition, name: df.objectName!, localMetadata: df.datafileMetadata, targetIndex: lost.index!, nodes: others, nodeTimeout: 10 });
+          return rebuildFragmentArchive({ policy, ec, partition: p.partition, name: df.objectName!, localMetadata: df.datafileMetadata, targetIndex: lost.index!, nodes: others, connTimeout: 2, nodeTimeout: 10 });
         },
       },
     );
@@ -175,7 +172,7 @@ describe.skipIf(!realSwiftEnabled())('rebuild and SSYNC against real Swift objec
       const mgr = managerFor(source);
       const df = await mgr.diskFileFromHash(join(sbx.nodeOfDevice(source.device).devicesRoot, source.device), p.partition, p.hash, policy, { fragIndex: source.index }).open();
       const others = p.primaries.filter((n) => n.id !== lost.id).map((n) => ({ ...n, replication_ip: n.ip, replication_port: n.port }));
-      const err = await rebuildFragmentArchive(pools, { policy, ec, partition: p.partition, name: df.objectName!, localMetadata: df.datafileMetadata, targetIndex: lost.index!, nodes: others, nodeTimeout: 5 }).catch((e) => e);
+      const err = await rebuildFragmentArchive({ policy, ec, partition: p.partition, name: df.objectName!, localMetadata: df.datafileMetadata, targetIndex: lost.index!, nodes: others, connTimeout: 2, nodeTimeout: 5 }).catch((e) => e);
       expect(err).toBeInstanceOf(RebuildFailed);
       expect(err.message).toMatch(/Unable to get enough responses \(2\/4 from 2 ok responses\)/);
       expect(err.message).toMatch(/3 x unknown/);
