@@ -8,6 +8,11 @@
 // ~/.cache/fragmend, and only in a directory owned by this user that nobody else can write to
 // (a cache is code this process runs). FRAGMEND_CACHE_DIR= (empty) turns it off. A cache that
 // does not match this bundle, Node and flags is not used, and is written again.
+//
+// Each command has its own cache, holding the functions its writer ran. A later run of the
+// command that compiled clearly more (the first run found nothing to rebuild, say) writes it
+// again at exit, so the functions of a rebuild are not compiled anew by every process. A cache
+// file starts with a header: a magic, and how much bytecode its writer had compiled.
 import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { homedir } from 'node:os';
@@ -16,6 +21,15 @@ import { fileURLToPath } from 'node:url';
 import { Script } from 'node:vm';
 
 const BUNDLE = fileURLToPath(new URL('../dist/fragmend-cli.cjs', import.meta.url));
+const MAGIC = 0x31434d46; // 'FMC1'
+const HEADER = 8;
+/** how much more bytecode than the cache's writer a run must have compiled to write it again */
+const GROWTH = 1.05;
+
+/** Bytecode compiled in this process so far (the bundle's and Node's own). */
+function bytecodeSize() {
+  return createRequire(import.meta.url)('node:v8').getHeapCodeStatistics().bytecode_and_metadata_size;
+}
 
 function cacheDir() {
   try {
@@ -43,13 +57,19 @@ function loadBundle(st) {
   const dir = cacheDir();
   let cachePath = null;
   let cachedData;
+  let writerBytecode = 0;
   if (dir) {
     // Node's own options that leave V8's code alone (profiles, inspector) do not change the key
     const flags = process.execArgv.filter((a) => !/^--(cpu-prof|heap-prof|inspect|diagnostic-dir|report)/.test(a));
-    const key = fnv([BUNDLE, st.size, st.mtimeMs, process.version, process.arch, flags.join(' ')].join('\0'));
+    const command = /^[a-z][a-z-]{0,30}$/.test(process.argv[2] ?? '') ? process.argv[2] : '';
+    const key = fnv([BUNDLE, st.size, st.mtimeMs, process.version, process.arch, flags.join(' '), command].join('\0'));
     cachePath = join(dir, `cli-${process.version}-${key}.v8`);
     try {
-      cachedData = readFileSync(cachePath);
+      const file = readFileSync(cachePath);
+      if (file.length > HEADER && file.readUInt32LE(0) === MAGIC) {
+        writerBytecode = file.readUInt32LE(4);
+        cachedData = file.subarray(HEADER);
+      }
     } catch {
       cachedData = undefined;
     }
@@ -58,14 +78,26 @@ function loadBundle(st) {
   const script = new Script(`(function (exports, require, module, __filename, __dirname) {${src}\n})`, { filename: BUNDLE, cachedData });
   const module = { exports: {} };
   script.runInThisContext().call(module.exports, module.exports, createRequire(BUNDLE), module, BUNDLE, dirname(BUNDLE));
-  if (cachePath && (!cachedData || script.cachedDataRejected)) {
+  if (cachePath) {
+    const fresh = !cachedData || script.cachedDataRejected;
     // made at exit, when the functions this run compiled are in it too
     process.once('exit', () => {
+      let bytecode;
+      try {
+        bytecode = bytecodeSize();
+      } catch {
+        return;
+      }
+      if (!fresh && bytecode <= writerBytecode * GROWTH) return;
       const tmp = `${cachePath}.${process.pid}.tmp`;
       try {
         const data = script.createCachedData();
+        const head = Buffer.alloc(HEADER);
+        head.writeUInt32LE(MAGIC, 0);
+        head.writeUInt32LE(Math.min(bytecode, 0xffffffff), 4);
         const fd = openSync(tmp, 'wx', 0o600);
         try {
+          writeSync(fd, head);
           writeSync(fd, data);
         } finally {
           closeSync(fd);

@@ -95,4 +95,32 @@ describe('the code cache', () => {
     expect(readdirSync(profiles).some((f) => f.endsWith('.cpuprofile'))).toBe(true);
     expect(cacheFiles(cache).sort()).toEqual(before);
   });
+
+  it("each command has its own cache, rewritten when a run compiled clearly more than its writer", async () => {
+    const cache = join(dir, 'c5');
+    const cli = (args: string[]) => run(process.execPath, [BIN, ...args], { env: { ...process.env, FRAGMEND_CACHE_DIR: cache } });
+    const header = (f: string) => {
+      const b = readFileSync(join(cache, f));
+      return { magic: b.readUInt32LE(0), bytecode: b.readUInt32LE(4), size: b.length, mtime: statSync(join(cache, f)).mtimeMs };
+    };
+    // a light run of the codec command writes its cache
+    await cli(['codec', '--help']);
+    const [file] = cacheFiles(cache);
+    const light = header(file!);
+    expect(light.magic).toBe(0x31434d46);
+    expect(light.bytecode).toBeGreaterThan(100_000);
+    // an encode compiles much more: the cache is written again, bigger
+    const reference = await encode({ FRAGMEND_CACHE_DIR: cache });
+    expect(cacheFiles(cache)).toEqual([file]);
+    const heavy = header(file!);
+    expect(heavy.bytecode).toBeGreaterThan(light.bytecode * 1.05);
+    expect(heavy.size).toBeGreaterThan(light.size);
+    // the next encode finds what it needs and leaves it alone, with the same result
+    expect(await encode({ FRAGMEND_CACHE_DIR: cache })).toBe(reference);
+    expect(header(file!)).toEqual(heavy);
+    // another command keeps a cache of its own
+    await cli(['get-nodes', '--help']);
+    expect(cacheFiles(cache)).toHaveLength(2);
+    expect(header(file!)).toEqual(heavy);
+  });
 });
