@@ -236,6 +236,8 @@ function buildFragmend(): void {
   if (bundle.status !== 0) throw new Error(`bundling the command line failed:\n${bundle.stdout}${bundle.stderr}`);
   mkdirSync(join(BUILD, 'bin'), { recursive: true });
   writeFileSync(FRAGMEND, readFileSync(join(ROOT, 'bin', 'fragmend.js')));
+  // (bin/package.json makes the entry point CommonJS, whatever the tree above it says)
+  writeFileSync(join(BUILD, 'bin', 'package.json'), readFileSync(join(ROOT, 'bin', 'package.json')));
   const probe = spawnSync(process.execPath, [FRAGMEND, '--help'], { encoding: 'utf8', env: nodeEnv() });
   if (probe.status !== 0) {
     throw new Error(`the fragmend build in ${BUILD} does not start${REV ? '' : ' (if src/ is mid-edit, FRAGMEND_BENCH_REV=HEAD benches the last commit)'}: ${probe.stderr}`);

@@ -13,14 +13,16 @@
 // command that compiled clearly more (the first run found nothing to rebuild, say) writes it
 // again at exit, so the functions of a rebuild are not compiled anew by every process. A cache
 // file starts with a header: a magic, and how much bytecode its writer had compiled.
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { homedir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { Script } from 'node:vm';
+'use strict';
+// (CommonJS, as bin/package.json says: an ES module entry point would start Node's ESM loader,
+// several milliseconds of CPU on every start)
+const { closeSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } = require('node:fs');
+const { createRequire } = require('node:module');
+const { homedir } = require('node:os');
+const { dirname, join } = require('node:path');
+const { Script } = require('node:vm');
 
-const BUNDLE = fileURLToPath(new URL('../dist/fragmend-cli.cjs', import.meta.url));
+const BUNDLE = join(__dirname, '..', 'dist', 'fragmend-cli.cjs');
 const MAGIC = 0x31434d46; // 'FMC1'
 const HEADER = 8;
 /** how much more bytecode than the cache's writer a run must have compiled to write it again */
@@ -28,7 +30,7 @@ const GROWTH = 1.05;
 
 /** Bytecode compiled in this process so far (the bundle's and Node's own). */
 function bytecodeSize() {
-  return createRequire(import.meta.url)('node:v8').getHeapCodeStatistics().bytecode_and_metadata_size;
+  return require('node:v8').getHeapCodeStatistics().bytecode_and_metadata_size;
 }
 
 function cacheDir() {
@@ -121,12 +123,10 @@ function loadBundle(st) {
   return module.exports;
 }
 
-let mod;
 const bundle = statSync(BUNDLE, { throwIfNoEntry: false });
-if (bundle) mod = loadBundle(bundle);
-else mod = await import('../dist/cli/main.js');
-
-mod.main(process.argv.slice(2)).catch((err) => {
-  console.error(`fragmend: ${err && err.message ? err.message : err}`);
-  process.exit(1);
-});
+(bundle ? Promise.resolve().then(() => loadBundle(bundle)) : import('../dist/cli/main.js'))
+  .then((mod) => mod.main(process.argv.slice(2)))
+  .catch((err) => {
+    console.error(`fragmend: ${err && err.message ? err.message : err}`);
+    process.exit(1);
+  });
