@@ -1,6 +1,7 @@
 // An optional Prometheus text endpoint (metrics_port, off by default): what the daemon has done
 // since it started and in its current pass, for operators who scrape rather than read recon.
-import { createServer, type Server } from 'node:http';
+import { createRequire } from 'node:module';
+import type { Server } from 'node:http';
 import type { ObjectReconstructor } from './reconstructor.js';
 
 export function metricsText(r: ObjectReconstructor): string {
@@ -28,6 +29,8 @@ export function metricsText(r: ObjectReconstructor): string {
 }
 
 export function startMetricsServer(r: ObjectReconstructor, ip: string, port: number): Promise<Server> {
+  // node:http only when the listener is configured (off by default): every start would load it
+  const { createServer } = createRequire(import.meta.url)('node:http') as typeof import('node:http');
   const server = createServer((req, res) => {
     if (req.url === '/metrics') {
       res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4' });

@@ -1,6 +1,7 @@
 // Swift's statsd client: '<prefix>.<log_name>.<metric>:<value>|c' (or |ms), sampled as Swift
 // samples, one UDP datagram per metric. Sends never block or fail the daemon.
-import { createSocket, type Socket } from 'node:dgram';
+import { createRequire } from 'node:module';
+import type { Socket } from 'node:dgram';
 
 export class StatsdClient {
   private readonly prefix: string;
@@ -25,7 +26,8 @@ export class StatsdClient {
       msg += `|@${rate}`;
     } else rate = 1;
     try {
-      this.socket ??= createSocket(this.host.includes(':') ? 'udp6' : 'udp4').unref();
+      // node:dgram when the first metric goes out: most nodes set no statsd host
+      this.socket ??= (createRequire(import.meta.url)('node:dgram') as typeof import('node:dgram')).createSocket(this.host.includes(':') ? 'udp6' : 'udp4').unref();
       this.socket.send(msg, this.port, this.host, () => undefined);
     } catch {
       // statsd is best effort

@@ -2,7 +2,8 @@
 // Swift's distribute_evenly does), a dead child respawned, all of them re-spawned when the ring's
 // set of local devices changes. In --once mode the parent waits for every child, then folds
 // their per-disk recon entries into the node's object_reconstruction_time/last.
-import { fork, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { ReconstructorConfig } from './config.js';
@@ -32,6 +33,7 @@ export async function runWorkers(conf: ReconstructorConfig, log: Logger, opts: {
     shares.forEach((share, i) => spawnOne(i, share));
   };
   const spawnOne = (i: number, share: string[]) => {
+    const { fork } = createRequire(import.meta.url)('node:child_process') as typeof import('node:child_process');
     const proc = fork(script, [...baseArgs, '--worker-index', String(i), '--devices', share.join(',')], { stdio: 'inherit' });
     children.set(i, { proc, devices: share });
     log.info(`Started worker ${i + 1} (pid ${proc.pid}) for devices ${share.join(',')}`);
