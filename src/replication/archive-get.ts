@@ -4,9 +4,9 @@
 // writes; through node:http every socket read is a fresh buffer outside V8's heap that lives
 // until a collection, so the process grows with the stream and spends its time allocating.
 // Here a response owns a single fragment-sized buffer for its whole life.
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { hostOf, parseResponseHead, PeerTimeout, requestHead } from './peers.js';
+import { connectWithin, hostOf, parseResponseHead, PeerTimeout, requestHead } from './peers.js';
 
 /** Where a rebuild's fragments come from: a peer's response or the local archive. */
 export interface FragmentReader {
@@ -71,35 +71,25 @@ export class ArchiveGet implements FragmentReader {
   private onHead!: { resolve: () => void; reject: (e: Error) => void };
 
   /** @internal use getArchive */
-  start(req: ArchiveGetRequest): Promise<void> {
-    const host = hostOf(req.ip);
+  async start(req: ArchiveGetRequest): Promise<void> {
     let head: string;
     try {
       head = requestHead('GET', req.path, req.ip, req.port, { ...req.headers, Connection: 'close' });
     } catch (e) {
-      return Promise.reject(new ArchiveReadError((e as Error).message));
+      throw new ArchiveReadError((e as Error).message);
     }
+    const onread = { buffer: () => this.nextBuffer(), callback: (n: number, b: Uint8Array) => this.onRead(n, b) };
+    const socket = await connectWithin({ host: hostOf(req.ip), port: req.port, noDelay: true, onread }, req.connTimeoutMs, `${req.ip}:${req.port}`);
+    this.socket = socket;
     return new Promise<void>((resolve, reject) => {
       this.onHead = { resolve, reject };
-      const socket = connect({ host, port: req.port, noDelay: true, onread: { buffer: () => this.nextBuffer(), callback: (n, b) => this.onRead(n, b) } });
-      this.socket = socket;
-      const connTimer = setTimeout(() => this.fail(new PeerTimeout(`connect timeout (${req.connTimeoutMs / 1000}s) to ${req.ip}:${req.port}`)), req.connTimeoutMs);
-      socket.once('connect', () => {
-        clearTimeout(connTimer);
-        // the socket's idle timer covers the wait for headers; reads have their caller's timer
-        socket.setTimeout(req.headerTimeoutMs, () => {
-          if (this.inHead) this.fail(new PeerTimeout(`timeout (${req.headerTimeoutMs / 1000}s) waiting for ${req.ip}:${req.port}`));
-        });
+      // the socket's idle timer covers the wait for headers; reads have their caller's timer
+      socket.setTimeout(req.headerTimeoutMs, () => {
+        if (this.inHead) this.fail(new PeerTimeout(`timeout (${req.headerTimeoutMs / 1000}s) waiting for ${req.ip}:${req.port}`));
       });
-      socket.on('error', (e) => {
-        clearTimeout(connTimer);
-        this.fail(e);
-      });
+      socket.on('error', (e) => this.fail(e));
       socket.on('end', () => this.onEnd());
-      socket.on('close', () => {
-        clearTimeout(connTimer);
-        this.onEnd();
-      });
+      socket.on('close', () => this.onEnd());
       // not end(): some servers drop a response once the client has half-closed
       socket.write(head, 'latin1');
     });

@@ -6,7 +6,7 @@
 // partition, and node:http's request, agent and parser machinery cost several times the
 // exchange itself in a process that lives for one pass (its code never gets hot). The
 // request goes out in one write and the answer is parsed where it lands.
-import { connect, type Socket } from 'node:net';
+import { connect, type NetConnectOpts, type Socket } from 'node:net';
 
 export interface PeerTimeouts {
   /** Seconds to connect. */
@@ -103,23 +103,7 @@ export class PeerPools {
   }
 
   private open(host: string, port: number): Promise<Socket> {
-    const ms = Math.max(1, Math.round(this.timeouts.connTimeout * 1000));
-    return new Promise((resolve, reject) => {
-      const socket = connect({ host, port, noDelay: true });
-      const timer = setTimeout(() => {
-        socket.destroy();
-        reject(new PeerTimeout(`connect timeout (${this.timeouts.connTimeout}s) to ${host}:${port}`));
-      }, ms);
-      socket.once('error', (e) => {
-        clearTimeout(timer);
-        reject(e);
-      });
-      socket.once('connect', () => {
-        clearTimeout(timer);
-        socket.removeAllListeners('error');
-        resolve(socket);
-      });
-    });
+    return connectWithin({ host, port, noDelay: true }, Math.max(1, Math.round(this.timeouts.connTimeout * 1000)), `${host}:${port}`);
   }
 
   private roundTrip(socket: Socket, key: string, head: string, limit: number): Promise<PeerAnswer> {
@@ -241,6 +225,31 @@ export class PeerPools {
 }
 
 class StaleConnection extends Error {}
+
+/**
+ * A connection made within `ms` milliseconds (conn_timeout): a PeerTimeout after that, with the
+ * socket destroyed, or the socket's own error if it fails first. Resolves once connected, with
+ * no listener of its own left on the socket.
+ */
+export function connectWithin(opts: NetConnectOpts, ms: number, where: string): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(opts);
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new PeerTimeout(`connect timeout (${ms / 1000}s) to ${where}`));
+    }, ms);
+    const onError = (e: Error) => {
+      clearTimeout(timer);
+      reject(e);
+    };
+    socket.once('error', onError);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      socket.off('error', onError);
+      resolve(socket);
+    });
+  });
+}
 
 /**
  * An HTTP/1.x response head (status line and header lines, without the blank line): the

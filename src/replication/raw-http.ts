@@ -1,8 +1,8 @@
 // A chunked HTTP/1.1 request over a plain socket, full duplex: the request body (one chunk per
 // message) keeps flowing while the response is read. SSYNC needs exactly this, and Swift's
 // sender does the same over its own buffered connection.
-import { connect, type Socket } from 'node:net';
-import { hostOf, requestHead } from './peers.js';
+import type { Socket } from 'node:net';
+import { connectWithin, hostOf, PeerTimeout, requestHead } from './peers.js';
 
 const CRLF = Buffer.from('\r\n');
 
@@ -66,30 +66,22 @@ export class ChunkedRequest {
   }
 
   /** Connects and sends the request head; rejects after connectTimeoutMs. */
-  static open(host: string, port: number, method: string, path: string, headers: Record<string, string | number>, connectTimeoutMs: number): Promise<ChunkedRequest> {
-    return new Promise((resolve, reject) => {
-      const socket = connect({ host: hostOf(host), port });
-      socket.setNoDelay(true);
-      const timer = setTimeout(() => {
-        socket.destroy();
-        reject(new ConnectionError(`${connectTimeoutMs / 1000} seconds: connect to ${host}:${port}`));
-      }, connectTimeoutMs);
-      socket.once('error', (e) => {
-        clearTimeout(timer);
-        reject(new ConnectionError(`connect to ${host}:${port}: ${e.message}`));
-      });
-      socket.once('connect', () => {
-        clearTimeout(timer);
-        try {
-          socket.write(requestHead(method, path, host, port, { 'Transfer-Encoding': 'chunked', ...headers }));
-        } catch (e) {
-          socket.destroy();
-          reject(new ConnectionError((e as Error).message));
-          return;
-        }
-        resolve(new ChunkedRequest(socket));
-      });
-    });
+  static async open(host: string, port: number, method: string, path: string, headers: Record<string, string | number>, connectTimeoutMs: number): Promise<ChunkedRequest> {
+    let head: string;
+    try {
+      // a head that cannot be sent is refused before anything is connected
+      head = requestHead(method, path, host, port, { 'Transfer-Encoding': 'chunked', ...headers });
+    } catch (e) {
+      throw new ConnectionError((e as Error).message);
+    }
+    let socket: Socket;
+    try {
+      socket = await connectWithin({ host: hostOf(host), port, noDelay: true }, connectTimeoutMs, `${host}:${port}`);
+    } catch (e) {
+      throw new ConnectionError(e instanceof PeerTimeout ? `${connectTimeoutMs / 1000} seconds: connect to ${host}:${port}` : `connect to ${host}:${port}: ${(e as Error).message}`);
+    }
+    socket.write(head);
+    return new ChunkedRequest(socket);
   }
 
   /** Sends one HTTP chunk and waits (up to timeoutMs) until the socket takes it. */
