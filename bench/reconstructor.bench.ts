@@ -966,6 +966,7 @@ function report(m: ReturnType<typeof machine>, restore: Awaited<ReturnType<typeo
     `fragmend: ${m.fragmend}`,
     `machine: ${m.cpu}, ${m.cores} cores, ${m.memGiB} GiB, Linux ${m.kernel}, Node ${m.node}; load average ${m.loadavgAtStart.join(' ')} at the start, ${m.loadavgAtEnd.join(' ')} at the end`,
     `cluster: ${NODES} object nodes on loopback, 1 device each, EC 4+2 liberasurecode_rs_vand, 1 MiB segments, concurrency 1, log_level INFO`,
+    `environment: fragmend's processes run without NODE_EXTRA_CA_CERTS${env.NODE_EXTRA_CA_CERTS ? ' (set here: Node would parse that bundle at every start)' : ''}; Swift's do not read it`,
     `restore: ${restore.objects} objects (${f(restore.dataSetMiB, 1)} MiB) written through the real proxy, part power 6; device d${VICTIM} wiped (${restore.lostFiles} fragment archives, ${f(restore.lostMiB, 1)} MiB),`,
     `  then the reconstructor --once on the 7 other nodes until every lost file is back byte-identical (md5 + metadata); parallel: all 7 at once,`,
     `  as in a cluster; sequential: one node after another, so no daemon competes with another for the cores; ${ROUNDS} rounds, order rotated`,
