@@ -8,6 +8,7 @@ import { open, readFile, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { renamer } from './fsutil.js';
 import { withLock } from './locks.js';
+import { decodeHashPickle } from './hash-pickle.js';
 import { dumps, float, loads, PickleDict, PickleFloat, type PickleValue } from './pickle.js';
 
 export const HASH_FILE = 'hashes.pkl';
@@ -50,6 +51,11 @@ export function replicatePickle(hashes: Map<string, SuffixHashes | null>): Uint8
 
 /** Parses a REPLICATE answer (what a Swift peer returned). */
 export function parseReplicatePickle(bytes: Uint8Array): Map<string, SuffixHashes | null> {
+  const fast = decodeHashPickle(bytes);
+  if (fast) {
+    for (const h of fast.values()) if (h !== null && !(h instanceof Map)) throw new TypeError('suffix hash is not a dict');
+    return fast as Map<string, SuffixHashes | null>;
+  }
   const v = loads(bytes);
   if (!(v instanceof PickleDict)) throw new TypeError('REPLICATE answer is not a dict');
   const out = new Map<string, SuffixHashes | null>();
@@ -68,6 +74,17 @@ export async function readHashes(partPath: string): Promise<HashesState> {
     bytes = new Uint8Array(readFileSync(join(partPath, HASH_FILE)));
   } catch {
     return INVALID();
+  }
+  const fast = decodeHashPickle(bytes);
+  if (fast) {
+    const state: HashesState = { valid: true, updated: -1, suffixes: new Map() };
+    for (const [k, val] of fast) {
+      if (k === 'valid') state.valid = val === true || (typeof val === 'number' && val !== 0);
+      else if (k === 'updated') state.updated = val instanceof PickleFloat ? val.value : typeof val === 'number' ? val : -1;
+      else if (isValidSuffix(k) && (val === null || val instanceof Map)) state.suffixes.set(k, val);
+      else return INVALID();
+    }
+    return state;
   }
   try {
     const v = loads(bytes);
