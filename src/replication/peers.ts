@@ -5,7 +5,9 @@
 // A plain socket rather than node:http: a pass with nothing to do is three of these per
 // partition, and node:http's request, agent and parser machinery cost several times the
 // exchange itself in a process that lives for one pass (its code never gets hot). The
-// request goes out in one write and the answer is parsed where it lands.
+// request goes out in one write and the answer is parsed where it lands: the kernel reads
+// into one buffer the pool's sockets share (net's `onread`), skipping the stream's 'data'
+// machinery, and what an answer keeps is copied out of it.
 import { connect, type NetConnectOpts, type Socket } from 'node:net';
 
 export interface PeerTimeouts {
@@ -49,22 +51,41 @@ const DEFAULT_LIMIT = 64 * 1024 * 1024;
 /** an idle connection older than this is closed rather than reused (servers time theirs out) */
 const IDLE_MS = 20_000;
 
-interface Idle {
+/**
+ * A pooled connection. Its socket's reads, end and errors go to whoever holds it: the running
+ * exchange, or the idle watch that drops it. Listeners are added once, when it is opened; an
+ * exchange only swaps these fields.
+ */
+interface Conn {
   socket: Socket;
+  key: string;
+  onData: ((data: Buffer) => void) | null;
+  onEnd: (() => void) | null;
+  onError: ((e: Error) => void) | null;
+  onTimeout: (() => void) | null;
+  /** Date.now() past which the running exchange has waited too long (moved on by every read) */
+  deadline: number;
+  /** when it went idle */
   since: number;
-  /** takes the connection back out of the idle list's watch */
-  take: () => void;
 }
 
 export class PeerPools {
-  private readonly idle = new Map<string, Idle[]>();
-  private readonly busy = new Set<Socket>();
+  private readonly idle = new Map<string, Conn[]>();
+  private readonly busy = new Set<Conn>();
+  /** where every pooled socket's reads land; each is consumed before the next can arrive */
+  private readonly shared = Buffer.allocUnsafe(64 * 1024);
+  /** checks the running exchanges' deadlines: one timer for the pool, not one per exchange */
+  private sweeper: NodeJS.Timeout | null = null;
   private closed = false;
 
   constructor(
     readonly timeouts: PeerTimeouts,
     private readonly idlePerPeer = 8,
   ) {}
+
+  private get responseMs(): number {
+    return Math.max(1, Math.round(this.timeouts.responseTimeout * 1000));
+  }
 
   /** Sends one request and reads its whole answer. */
   async exchange(ip: string, port: number, req: PeerRequest): Promise<PeerAnswer> {
@@ -75,40 +96,71 @@ export class PeerPools {
     const reused = this.takeIdle(key);
     if (reused) {
       try {
-        return await this.roundTrip(reused, key, head, req.limit ?? DEFAULT_LIMIT);
+        return await this.roundTrip(reused, head, req.limit ?? DEFAULT_LIMIT);
       } catch (e) {
         // the peer closed a kept connection before our request reached it: once more, fresh
         if (!(e instanceof StaleConnection)) throw e;
       }
     }
-    const socket = await this.open(host, port);
+    const conn = await this.open(host, port, key);
     try {
-      return await this.roundTrip(socket, key, head, req.limit ?? DEFAULT_LIMIT);
+      return await this.roundTrip(conn, head, req.limit ?? DEFAULT_LIMIT);
     } catch (e) {
       if (e instanceof StaleConnection) throw new PeerProtocolError(`connection to ${ip}:${port} closed before a response`);
       throw e;
     }
   }
 
-  private takeIdle(key: string): Socket | null {
+  private takeIdle(key: string): Conn | null {
     const list = this.idle.get(key);
     const now = Date.now();
     while (list?.length) {
-      const { socket, since, take } = list.pop()!;
-      take();
-      if (!socket.destroyed && now - since < IDLE_MS) return socket;
-      socket.destroy();
+      const conn = list.pop()!;
+      conn.onData = conn.onEnd = conn.onError = null;
+      conn.socket.ref();
+      if (!conn.socket.destroyed && now - conn.since < IDLE_MS) return conn;
+      conn.socket.destroy();
     }
     return null;
   }
 
-  private open(host: string, port: number): Promise<Socket> {
-    return connectWithin({ host, port, noDelay: true }, Math.max(1, Math.round(this.timeouts.connTimeout * 1000)), `${host}:${port}`);
+  private async open(host: string, port: number, key: string): Promise<Conn> {
+    let conn: Conn | null = null;
+    const onread = {
+      buffer: this.shared,
+      callback: (n: number, buf: Uint8Array) => {
+        // a copy: the shared buffer is overwritten by the next read of any socket
+        conn?.onData?.(Buffer.from(buf.subarray(0, n)));
+        return true;
+      },
+    };
+    const socket = await connectWithin({ host, port, noDelay: true, onread }, Math.max(1, Math.round(this.timeouts.connTimeout * 1000)), `${host}:${port}`);
+    const c: Conn = { socket, key, onData: null, onEnd: null, onError: null, onTimeout: null, deadline: 0, since: 0 };
+    conn = c;
+    socket.on('end', () => c.onEnd?.());
+    // a socket error with nobody holding the connection still needs a listener
+    socket.on('error', (e) => c.onError?.(e));
+    return c;
   }
 
-  private roundTrip(socket: Socket, key: string, head: string, limit: number): Promise<PeerAnswer> {
-    const ms = Math.max(1, Math.round(this.timeouts.responseTimeout * 1000));
-    this.busy.add(socket);
+  /** Runs while exchanges run: times out those whose peer went quiet for longer than allowed. */
+  private watch(): void {
+    if (this.sweeper) return;
+    const tick = Math.min(100, Math.max(5, this.responseMs >> 2));
+    this.sweeper = setInterval(() => {
+      const now = Date.now();
+      for (const c of this.busy) if (now > c.deadline) c.onTimeout?.();
+      if (!this.busy.size && this.sweeper) {
+        clearInterval(this.sweeper);
+        this.sweeper = null;
+      }
+    }, tick);
+    this.sweeper.unref();
+  }
+
+  private roundTrip(conn: Conn, head: string, limit: number): Promise<PeerAnswer> {
+    const ms = this.responseMs;
+    const { socket, key } = conn;
     return new Promise<PeerAnswer>((resolve, reject) => {
       let buf: Buffer | null = null;
       let got = 0;
@@ -118,22 +170,19 @@ export class PeerPools {
       const finish = (err: Error | null, answer?: PeerAnswer, keep = false) => {
         if (settled) return;
         settled = true;
-        socket.setTimeout(0);
-        socket.off('data', onData);
-        socket.off('end', onEnd);
-        socket.off('error', onError);
-        socket.off('timeout', onTimeout);
-        this.busy.delete(socket);
+        conn.onData = conn.onEnd = conn.onError = conn.onTimeout = null;
+        this.busy.delete(conn);
         if (err) {
           socket.destroy();
           reject(err);
           return;
         }
-        if (keep && !this.closed) this.keep(key, socket);
+        if (keep && !this.closed) this.keep(conn);
         else socket.destroy();
         resolve(answer!);
       };
-      const onData = (d: Buffer) => {
+      conn.onData = (d: Buffer) => {
+        conn.deadline = Date.now() + ms;
         if (!parsed) {
           buf = buf ? Buffer.concat([buf, d]) : d;
           const end = buf.indexOf('\r\n\r\n', Math.max(0, buf.length - d.length - 3), 'latin1');
@@ -163,7 +212,7 @@ export class PeerPools {
           finish(new PeerProtocolError(`response body over ${limit} bytes`));
         }
       };
-      const onEnd = () => {
+      conn.onEnd = () => {
         if (parsed && parsed.length < 0) {
           finish(null, { statusCode: parsed.statusCode, headers: parsed.headers, body: Buffer.concat(chunks, got) });
         } else if (!parsed && buf === null) {
@@ -172,45 +221,39 @@ export class PeerPools {
           finish(new PeerProtocolError(parsed ? `response ended ${parsed.length - got} bytes short of its Content-Length` : 'connection closed inside the response headers'));
         }
       };
-      const onError = (e: Error) => {
+      conn.onError = (e: Error) => {
         const code = (e as NodeJS.ErrnoException).code;
         if (!parsed && buf === null && (code === 'ECONNRESET' || code === 'EPIPE')) finish(new StaleConnection());
         else finish(e);
       };
-      const onTimeout = () => finish(new PeerTimeout(`timeout (${this.timeouts.responseTimeout}s) waiting for ${key}`));
-      socket.on('data', onData);
-      socket.on('end', onEnd);
-      socket.on('error', onError);
-      socket.on('timeout', onTimeout);
-      socket.setTimeout(ms);
+      conn.onTimeout = () => finish(new PeerTimeout(`timeout (${this.timeouts.responseTimeout}s) waiting for ${key}`));
+      conn.deadline = Date.now() + ms;
+      this.busy.add(conn);
+      this.watch();
       socket.write(head, 'latin1');
     });
   }
 
-  private keep(key: string, socket: Socket): void {
-    let list = this.idle.get(key);
-    if (!list) this.idle.set(key, (list = []));
+  private keep(conn: Conn): void {
+    let list = this.idle.get(conn.key);
+    if (!list) this.idle.set(conn.key, (list = []));
     if (list.length >= this.idlePerPeer) {
-      socket.destroy();
+      conn.socket.destroy();
       return;
     }
-    // an idle connection neither keeps the process alive nor outlives the peer's hang-up
-    socket.unref();
+    // an idle connection neither keeps the process alive nor outlives the peer's hang-up;
+    // anything arriving on it is unasked, so out of step: it is dropped
+    conn.socket.unref();
+    const idle = list;
     const drop = () => {
-      const i = list!.findIndex((x) => x.socket === socket);
-      if (i >= 0) list!.splice(i, 1);
-      socket.destroy();
+      const i = idle.indexOf(conn);
+      if (i >= 0) idle.splice(i, 1);
+      conn.onData = conn.onEnd = conn.onError = null;
+      conn.socket.destroy();
     };
-    socket.once('end', drop);
-    socket.once('error', drop);
-    socket.once('data', drop); // nothing is asked: anything arriving is out of step
-    const take = () => {
-      socket.off('end', drop);
-      socket.off('error', drop);
-      socket.off('data', drop);
-      socket.ref();
-    };
-    list.push({ socket, since: Date.now(), take });
+    conn.onData = conn.onEnd = conn.onError = drop;
+    conn.since = Date.now();
+    list.push(conn);
   }
 
   /** Closes every connection; exchanges still running after a grace period (a hung peer) are cut. */
@@ -220,7 +263,9 @@ export class PeerPools {
     this.idle.clear();
     const until = Date.now() + graceMs;
     while (this.busy.size && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
-    for (const s of this.busy) s.destroy(new Error('peer pools closed'));
+    for (const c of this.busy) c.socket.destroy(new Error('peer pools closed'));
+    if (this.sweeper) clearInterval(this.sweeper);
+    this.sweeper = null;
   }
 }
 
@@ -256,19 +301,36 @@ export function connectWithin(opts: NetConnectOpts, ms: number, where: string): 
  * status, the minor version, and the headers with lower-cased names, repeats joined with ", ".
  */
 export function parseResponseHead(text: string): { statusCode: number; minor: number; headers: Record<string, string> } {
-  const lines = text.split('\r\n');
-  const m = /^HTTP\/1\.([01]) (\d{3})(?: .*)?$/.exec(lines[0] ?? '');
-  if (!m) throw new PeerProtocolError(`bad status line ${JSON.stringify((lines[0] ?? '').slice(0, 80))}`);
+  // "HTTP/1.x NNN" then, optionally, a space and a reason; checked by character, as this
+  // runs for every REPLICATE answer
+  let eol = text.indexOf('\r\n');
+  if (eol < 0) eol = text.length;
+  const c = (i: number) => text.charCodeAt(i);
+  const digit = (i: number) => c(i) >= 48 && c(i) <= 57;
+  const statusOk =
+    eol >= 12 &&
+    text.startsWith('HTTP/1.') &&
+    (c(7) === 48 || c(7) === 49) &&
+    c(8) === 32 &&
+    digit(9) &&
+    digit(10) &&
+    digit(11) &&
+    (eol === 12 || (c(12) === 32 && !/[\r\n\u2028\u2029]/.test(text.slice(13, eol))));
+  if (!statusOk) throw new PeerProtocolError(`bad status line ${JSON.stringify(text.slice(0, Math.min(eol, 80)))}`);
   const headers: Record<string, string> = {};
-  for (let i = 1; i < lines.length; i++) {
-    const line = lines[i]!;
-    const c = line.indexOf(':');
-    if (c <= 0) throw new PeerProtocolError(`bad header line ${JSON.stringify(line.slice(0, 80))}`);
-    const k = line.slice(0, c).trim().toLowerCase();
-    const v = line.slice(c + 1).trim();
+  // each line after a CRLF is a header line, an empty one included (which is an error)
+  while (eol < text.length) {
+    const at = eol + 2;
+    eol = text.indexOf('\r\n', at);
+    if (eol < 0) eol = text.length;
+    const line = text.slice(at, eol);
+    const colon = line.indexOf(':');
+    if (colon <= 0) throw new PeerProtocolError(`bad header line ${JSON.stringify(line.slice(0, 80))}`);
+    const k = line.slice(0, colon).trim().toLowerCase();
+    const v = line.slice(colon + 1).trim();
     headers[k] = k in headers ? `${headers[k]}, ${v}` : v;
   }
-  return { statusCode: Number(m[2]), minor: Number(m[1]), headers };
+  return { statusCode: (c(9) - 48) * 100 + (c(10) - 48) * 10 + (c(11) - 48), minor: c(7) - 48, headers };
 }
 
 function parseHead(text: string, limit: number) {
@@ -309,6 +371,8 @@ export function requestHead(method: string, path: string, ip: string, port: numb
 
 /** Swift quotes the path of backend requests: /<device>/<partition>[<object path>]. */
 export function backendPath(device: string, partition: number | string, objectPath = ''): string {
+  // the common case, a plain device name and a partition number, has nothing to quote
+  if (!objectPath && /^[A-Za-z0-9_.~-]*$/.test(device) && /^[0-9]*$/.test(String(partition))) return `/${device}/${partition}`;
   const q = (s: string) => encodeURIComponent(s).replace(/[!'()*]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase()).replace(/%2F/gi, '/');
   return q(`/${device}/${partition}${objectPath}`);
 }

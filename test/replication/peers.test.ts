@@ -93,6 +93,36 @@ describe('exchanges over kept connections', () => {
     expect(a.body.toString()).toBe(body);
   });
 
+  it('a connection out of step is not reused: bytes past the body, or bytes while it is idle', async () => {
+    // answer 1 carries a stray byte after its body; answer 2 is followed, later, by unasked bytes
+    const s = await fake((sock, _req, n) => {
+      if (n === 1) sock.write(ok('one') + '!');
+      else {
+        sock.write(ok(`answer ${n}`));
+        if (n === 2) setTimeout(() => sock.write('HTTP/1.1 200 OK\r\n'), 20);
+      }
+    });
+    servers.push(s);
+    const p = newPools();
+    expect((await replicate(p, s.port)).body.toString()).toBe('one');
+    expect((await replicate(p, s.port)).body.toString()).toBe('answer 2');
+    expect(s.connections).toBe(2);
+    await new Promise((r) => setTimeout(r, 60));
+    // the unasked bytes were not taken for answer 3's
+    expect((await replicate(p, s.port)).body.toString()).toBe('answer 3');
+    expect(s.connections).toBe(3);
+  });
+
+  it('answers of many peers at once each get their own bytes', async () => {
+    const peers = await Promise.all([0, 1, 2, 3].map((i) => fake((sock, _req, n) => sock.write(ok(`${i}:${n}:` + String(i).repeat(100_000 + i))))));
+    servers.push(...peers);
+    const p = newPools();
+    for (let round = 1; round <= 3; round++) {
+      const answers = await Promise.all(peers.map((f) => replicate(p, f.port)));
+      answers.forEach((a, i) => expect(a.body.toString()).toBe(`${i}:${round}:` + String(i).repeat(100_000 + i)));
+    }
+  });
+
   it('parallel exchanges with one peer use connections of their own', async () => {
     const s = await fake((sock, _req, n) => setTimeout(() => sock.write(ok(String(n))), 20));
     servers.push(s);
