@@ -772,6 +772,8 @@ interface NoopSample {
   seconds: number;
   wall: number;
   cpu: number;
+  /** CPU seconds of the object servers during the pass */
+  serverCpu: number;
   otherCpu: number;
   stealCpu: number;
   disturbed?: boolean;
@@ -827,8 +829,9 @@ async function noopBench() {
         c += cpu(r);
       }
       const m1 = machineCpu();
-      const otherCpu = m1.busy - m0.busy - (b.serversCpu() - c0) - c;
-      const sample = { daemon, servers, parts, seconds, wall, cpu: c, otherCpu, stealCpu: m1.steal - m0.steal };
+      const serverCpu = b.serversCpu() - c0;
+      const otherCpu = m1.busy - m0.busy - serverCpu - c;
+      const sample = { daemon, servers, parts, seconds, wall, cpu: c, serverCpu, otherCpu, stealCpu: m1.steal - m0.steal };
       note(`no-op: ${daemon} reconstructor, ${servers} servers: ${parts} partitions in ${seconds.toFixed(2)} s in-pass (${wall.toFixed(2)} s process wall, ${c.toFixed(2)} s CPU)`);
       return sample;
     };
@@ -953,6 +956,8 @@ function report(m: ReturnType<typeof machine>, restore: Awaited<ReturnType<typeo
   add('no-op pass, all-fragmend: s per 1000 partitions (in pass)', spread(nS, 3), spread(nFF, 3), speed(nS, nFF), '(beyond target)', null);
   add('no-op pass, Swift servers: process wall s per 1000 partitions', spread(nwall(npick('swift', 'swift')), 3), spread(nwall(npick('fragmend', 'swift')), 3), speed(nwall(npick('swift', 'swift')), nwall(npick('fragmend', 'swift'))), '', null);
   add('no-op pass, Swift servers: CPU s per 1000 partitions', spread(ncpu(npick('swift', 'swift')), 3), spread(ncpu(npick('fragmend', 'swift')), 3), speed(ncpu(npick('swift', 'swift')), ncpu(npick('fragmend', 'swift'))), '', null);
+  const nscpu = (xs: NoopSample[]) => stat(xs.map((x) => (x.serverCpu / x.parts) * 1000));
+  add('no-op pass, Swift servers: object-server CPU s per 1000 partitions', spread(nscpu(npick('swift', 'swift')), 3), spread(nscpu(npick('fragmend', 'swift')), 3), null, '(same servers)', null);
   const r1 = rssOf('fragmend', 1);
   const rBig = rssOf('fragmend', BIG_MIB);
   const flat = rBig.max <= r1.median * 1.2;
@@ -994,8 +999,8 @@ function report(m: ReturnType<typeof machine>, restore: Awaited<ReturnType<typeo
       (s) =>
         `  ${s.mode} ${s.daemon}/${s.servers}: ${f(s.wall)} s, ${s.passes} pass(es), ${f(s.cpu)} s, ${f(s.serverCpu)} s; longest in-pass ${f(s.passMax)} s, peak RSS ${f(s.maxRssMiB, 1)} MiB, other ${f(s.otherCpu)} s, steal ${f(s.stealCpu)} s${s.disturbed ? ' DISTURBED' : ''}`,
     ),
-    'no-op passes (daemon/servers: partitions, in-pass s, process wall s, CPU s; other, steal):',
-    ...noop.samples.map((s) => `  ${s.daemon}/${s.servers}: ${s.parts}, ${f(s.seconds)} s, ${f(s.wall)} s, ${f(s.cpu)} s; other ${f(s.otherCpu)} s, steal ${f(s.stealCpu)} s${s.disturbed ? ' DISTURBED' : ''}`),
+    'no-op passes (daemon/servers: partitions, in-pass s, process wall s, reconstructor CPU s, object-server CPU s; other, steal):',
+    ...noop.samples.map((s) => `  ${s.daemon}/${s.servers}: ${s.parts}, ${f(s.seconds)} s, ${f(s.wall)} s, ${f(s.cpu)} s, ${f(s.serverCpu)} s; other ${f(s.otherCpu)} s, steal ${f(s.stealCpu)} s${s.disturbed ? ' DISTURBED' : ''}`),
   ].join('\n');
   const json = {
     machine: m,
