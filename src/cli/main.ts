@@ -1,7 +1,8 @@
 // The `fragmend` command line. Each subsystem adds its command here. Only the module of the
 // command being run is loaded: a daemon started by the minute (`reconstructor --once` from
 // cron or a test harness) should not pay for the demo's or the codec tool's imports.
-import yargs, { type Argv } from 'yargs';
+import type { Argv } from 'yargs';
+import { plainReconstructorArgs } from './fast-args.js';
 
 type Register = (y: Argv) => Argv;
 
@@ -21,6 +22,12 @@ async function allCommands(): Promise<Register[]> {
 }
 
 export async function main(args: string[]): Promise<void> {
+  const plain = plainReconstructorArgs(args);
+  if (plain) {
+    process.exitCode = await (await import('./reconstructor.js')).runReconstructor(plain);
+    return;
+  }
+  const { default: yargs } = await import('yargs');
   const first = args[0];
   const registers = first !== undefined && Object.hasOwn(MODULES, first) ? await MODULES[first]!() : await allCommands();
   let cli = yargs(args).scriptName('fragmend').strict().help().version(false);

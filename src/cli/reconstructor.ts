@@ -45,18 +45,21 @@ export async function runReconstructor(a: { conf: string; once: boolean; devices
   return 0;
 }
 
+/** The command's positional and options (also what src/cli/fast-args.ts reads without yargs). */
+export const reconstructorOptions = (b: Argv) =>
+  b
+    .positional('conf', { type: 'string', demandOption: true, describe: 'object-server.conf (or a conf.d directory)' })
+    .option('once', { type: 'boolean', default: false, describe: 'run one pass and exit' })
+    .option('devices', { alias: 'd', type: 'string', describe: 'only these devices (comma-separated; with --once)' })
+    .option('partitions', { alias: 'p', type: 'string', describe: 'only these partitions (comma-separated; with --once)' })
+    .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'log at debug level' })
+    .option('worker-index', { type: 'number', hidden: true });
+
 export function reconstructorCommand(y: Argv): Argv {
   return y.command(
     'reconstructor <conf>',
     'Rebuild EC fragments and revert handoffs on this Swift storage node (swift-object-reconstructor)',
-    (b) =>
-      b
-        .positional('conf', { type: 'string', demandOption: true, describe: 'object-server.conf (or a conf.d directory)' })
-        .option('once', { type: 'boolean', default: false, describe: 'run one pass and exit' })
-        .option('devices', { alias: 'd', type: 'string', describe: 'only these devices (comma-separated; with --once)' })
-        .option('partitions', { alias: 'p', type: 'string', describe: 'only these partitions (comma-separated; with --once)' })
-        .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'log at debug level' })
-        .option('worker-index', { type: 'number', hidden: true }),
+    reconstructorOptions,
     async (argv) => {
       process.exitCode = await runReconstructor(argv as never);
     },

@@ -215,7 +215,9 @@ export class ObjectReconstructor {
         }
         this.stats.partCount += entries.length;
         for (const name of entries) {
-          const partPath = join(objPath, name);
+          // a directory entry never holds a slash, '.' or '..': no need for join()'s normalizing,
+          // which was most of a no-op start-up's listing of a thousand partitions
+          const partPath = `${objPath}/${name}`;
           if (name.startsWith('auditor_status_') && name.endsWith('.json')) continue;
           if (!/^\d+$/.test(name)) {
             this.log.warn(`Unexpected entity in data dir: ${JSON.stringify(partPath)}`);
