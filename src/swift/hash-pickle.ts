@@ -29,7 +29,14 @@ export function decodeHashPickle(b: Uint8Array): Map<string, HashPickleValue> | 
   const memo: unknown[] = [];
   /** how many indexes the memo holds: MEMOIZE's index, as len(memo) is Python's */
   let memoSize = 0;
-  const u32 = () => (b[pos]! | (b[pos + 1]! << 8) | (b[pos + 2]! << 16)) + b[pos + 3]! * 0x1000000;
+  /** the little-endian unsigned argument of `width` bytes at pos (moving past it), or -1 if cut short */
+  const uint = (width: 1 | 2 | 4): number => {
+    if (pos + width > n) return -1;
+    let v = 0;
+    for (let i = width - 1; i >= 0; i--) v = v * 256 + b[pos + i]!;
+    pos += width;
+    return v;
+  };
   const ascii = (len: number): string | undefined => {
     if (pos + len > n) return undefined;
     let s = '';
@@ -46,7 +53,7 @@ export function decodeHashPickle(b: Uint8Array): Map<string, HashPickleValue> | 
     if (!(d instanceof Map)) return false;
     if (d === outer) {
       if (typeof k !== 'string') return false;
-      if (!(v === null || typeof v === 'boolean' || typeof v === 'number' || v instanceof PickleFloat || (v instanceof Map && v !== outer))) return false;
+      if (!(v === null || typeof v === 'boolean' || typeof v === 'number' || v instanceof PickleFloat || v instanceof Map)) return false;
     } else if (!((k === null || Number.isInteger(k)) && typeof v === 'string')) {
       return false;
     }
@@ -85,22 +92,13 @@ export function decodeHashPickle(b: Uint8Array): Map<string, HashPickleValue> | 
         if (!setItem(stack[stack.length - 1], k, v)) return undefined;
         break;
       }
-      case 0x58: {
-        // BINUNICODE (UTF-8; ASCII decodes the same)
-        if (pos + 4 > n) return undefined;
-        const len = u32();
-        pos += 4;
-        const s = ascii(len);
-        if (s === undefined) return undefined;
-        stack.push(s);
-        break;
-      }
+      case 0x58: // BINUNICODE (UTF-8; ASCII decodes the same)
       case 0x8c: {
         // SHORT_BINUNICODE
-        if (pos >= n) return undefined;
-        const s = ascii(b[pos++]!);
-        if (s === undefined) return undefined;
-        stack.push(s);
+        const len = uint(op === 0x58 ? 4 : 1);
+        const text = len < 0 ? undefined : ascii(len);
+        if (text === undefined) return undefined;
+        stack.push(text);
         break;
       }
       case 0x4e: // NONE
@@ -113,19 +111,14 @@ export function decodeHashPickle(b: Uint8Array): Map<string, HashPickleValue> | 
         stack.push(false);
         break;
       case 0x4b: // BININT1
-        if (pos >= n) return undefined;
-        stack.push(b[pos++]!);
-        break;
       case 0x4d: // BININT2
-        if (pos + 2 > n) return undefined;
-        stack.push(b[pos]! | (b[pos + 1]! << 8));
-        pos += 2;
+      case 0x4a: {
+        // BININT, signed
+        const v = uint(op === 0x4b ? 1 : op === 0x4d ? 2 : 4);
+        if (v < 0) return undefined;
+        stack.push(op === 0x4a ? v | 0 : v);
         break;
-      case 0x4a: // BININT, signed
-        if (pos + 4 > n) return undefined;
-        stack.push(b[pos]! | (b[pos + 1]! << 8) | (b[pos + 2]! << 16) | (b[pos + 3]! << 24));
-        pos += 4;
-        break;
+      }
       case 0x47: {
         // BINFLOAT, big-endian
         if (pos + 8 > n) return undefined;
@@ -138,16 +131,8 @@ export function decodeHashPickle(b: Uint8Array): Map<string, HashPickleValue> | 
       case 0x94: {
         // MEMOIZE
         if (!stack.length || stack[stack.length - 1] === MARK) return undefined;
-        let i = memoSize;
-        if (op === 0x71) {
-          if (pos >= n) return undefined;
-          i = b[pos++]!;
-        } else if (op === 0x72) {
-          if (pos + 4 > n) return undefined;
-          i = u32();
-          pos += 4;
-        }
-        if (i > n) return undefined;
+        const i = op === 0x94 ? memoSize : uint(op === 0x71 ? 1 : 4);
+        if (i < 0 || i > n) return undefined;
         if (memo[i] === undefined) memoSize++;
         memo[i] = stack[stack.length - 1];
         break;
@@ -155,16 +140,7 @@ export function decodeHashPickle(b: Uint8Array): Map<string, HashPickleValue> | 
       case 0x68: // BINGET
       case 0x6a: {
         // LONG_BINGET: of a string only (a dict met twice is the general reader's to judge)
-        let i: number;
-        if (op === 0x68) {
-          if (pos >= n) return undefined;
-          i = b[pos++]!;
-        } else {
-          if (pos + 4 > n) return undefined;
-          i = u32();
-          pos += 4;
-        }
-        const v = memo[i];
+        const v = memo[uint(op === 0x68 ? 1 : 4)];
         if (typeof v !== 'string') return undefined;
         stack.push(v);
         break;
@@ -172,10 +148,8 @@ export function decodeHashPickle(b: Uint8Array): Map<string, HashPickleValue> | 
       case 0x95: {
         // FRAME (protocol 4+): one frame holding everything up to the end only, so no opcode
         // can run across a frame boundary (which the general reader refuses)
-        if (pos + 8 > n || b[pos + 4] || b[pos + 5] || b[pos + 6] || b[pos + 7]) return undefined;
-        const len = u32();
-        pos += 8;
-        if (pos + len !== n) return undefined;
+        const len = uint(4);
+        if (len < 0 || uint(4) !== 0 || pos + len !== n) return undefined;
         break;
       }
       case 0x2e: // STOP

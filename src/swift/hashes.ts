@@ -44,6 +44,22 @@ export function suffixHashesFromPickle(v: PickleValue): SuffixHashes | null {
   return out;
 }
 
+/**
+ * The items of a hashes pickle's outer dict (hashes.pkl, a REPLICATE answer): from the direct
+ * decoder, whose suffix hashes are Maps already checked, or from loads() for whatever it
+ * declines. Throws loads()'s errors, and a TypeError when the pickle is not a dict.
+ */
+function hashPickleItems(bytes: Uint8Array, what: string): Iterable<[unknown, unknown]> {
+  const fast = decodeHashPickle(bytes);
+  if (fast) return fast;
+  const v = loads(bytes);
+  if (!(v instanceof PickleDict)) throw new TypeError(`${what} is not a dict`);
+  return v;
+}
+
+/** A suffix's hashes from either source of hashPickleItems. */
+const suffixHashesOf = (v: unknown): SuffixHashes | null => (v instanceof Map ? (v as SuffixHashes) : suffixHashesFromPickle(v as PickleValue));
+
 /** The REPLICATE answer: {suffix: {None|fi: md5}} pickled at protocol 2. */
 export function replicatePickle(hashes: Map<string, SuffixHashes | null>): Uint8Array {
   return dumps(new PickleDict([...hashes].map(([s, h]) => [s, h ? suffixHashesToPickle(h) : null] as [string, PickleValue])), { protocol: 2 });
@@ -51,17 +67,10 @@ export function replicatePickle(hashes: Map<string, SuffixHashes | null>): Uint8
 
 /** Parses a REPLICATE answer (what a Swift peer returned). */
 export function parseReplicatePickle(bytes: Uint8Array): Map<string, SuffixHashes | null> {
-  const fast = decodeHashPickle(bytes);
-  if (fast) {
-    for (const h of fast.values()) if (h !== null && !(h instanceof Map)) throw new TypeError('suffix hash is not a dict');
-    return fast as Map<string, SuffixHashes | null>;
-  }
-  const v = loads(bytes);
-  if (!(v instanceof PickleDict)) throw new TypeError('REPLICATE answer is not a dict');
   const out = new Map<string, SuffixHashes | null>();
-  for (const [k, h] of v) {
+  for (const [k, h] of hashPickleItems(bytes, 'REPLICATE answer')) {
     if (typeof k !== 'string') throw new TypeError('REPLICATE answer has a non-str suffix');
-    out.set(k, suffixHashesFromPickle(h));
+    out.set(k, suffixHashesOf(h));
   }
   return out;
 }
@@ -70,30 +79,18 @@ export function parseReplicatePickle(bytes: Uint8Array): Map<string, SuffixHashe
 export async function readHashes(partPath: string): Promise<HashesState> {
   let bytes: Uint8Array;
   try {
-    // a few KiB read in place, as Swift reads it: cheaper than a thread-pool round trip
-    bytes = new Uint8Array(readFileSync(join(partPath, HASH_FILE)));
+    // a few KiB read in place, as Swift reads it: cheaper than a thread-pool round trip (the
+    // Buffer is this call's own, so the decoders may read it as it is)
+    bytes = readFileSync(join(partPath, HASH_FILE));
   } catch {
     return INVALID();
   }
-  const fast = decodeHashPickle(bytes);
-  if (fast) {
-    const state: HashesState = { valid: true, updated: -1, suffixes: new Map() };
-    for (const [k, val] of fast) {
-      if (k === 'valid') state.valid = val === true || (typeof val === 'number' && val !== 0);
-      else if (k === 'updated') state.updated = val instanceof PickleFloat ? val.value : typeof val === 'number' ? val : -1;
-      else if (isValidSuffix(k) && (val === null || val instanceof Map)) state.suffixes.set(k, val);
-      else return INVALID();
-    }
-    return state;
-  }
   try {
-    const v = loads(bytes);
-    if (!(v instanceof PickleDict)) return INVALID();
     const state: HashesState = { valid: true, updated: -1, suffixes: new Map() };
-    for (const [k, val] of v) {
+    for (const [k, val] of hashPickleItems(bytes, HASH_FILE)) {
       if (k === 'valid') state.valid = val === true || (typeof val === 'number' && val !== 0);
       else if (k === 'updated') state.updated = val instanceof PickleFloat ? val.value : typeof val === 'number' ? val : -1;
-      else if (isValidSuffix(k)) state.suffixes.set(k, suffixHashesFromPickle(val));
+      else if (isValidSuffix(k)) state.suffixes.set(k, suffixHashesOf(val));
       else return INVALID();
     }
     return state;
