@@ -42,11 +42,10 @@ export function plainReconstructorArgs(args: readonly string[]): ReconstructorAr
       name = a.slice(0, eq);
       value = a.slice(eq + 1);
     }
-    const flag = FLAGS[name];
-    const opt = VALUES[name];
-    if (!Object.hasOwn(FLAGS, name) && !Object.hasOwn(VALUES, name)) return null;
-    const key = flag ?? opt!;
-    if (seen.has(key)) return null;
+    const flag = Object.hasOwn(FLAGS, name) ? FLAGS[name] : undefined;
+    const opt = Object.hasOwn(VALUES, name) ? VALUES[name] : undefined;
+    const key = flag ?? opt;
+    if (key === undefined || seen.has(key)) return null;
     seen.add(key);
     if (flag) {
       if (value !== undefined) return null;

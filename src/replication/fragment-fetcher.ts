@@ -14,7 +14,7 @@ import type { Metadata } from '../swift/metadata.js';
 import type { StoragePolicy } from '../swift/policies.js';
 import { Timestamp } from '../swift/timestamp.js';
 import { getArchive, LocalArchive, type ArchiveGet, type FragmentReader } from './archive-get.js';
-import { backendPath } from './peers.js';
+import { backendPath, timeoutMs } from './peers.js';
 import type { ArchiveSource } from './ssync-sender.js';
 
 export interface FragmentNode {
@@ -108,8 +108,8 @@ export async function rebuildFragmentArchive(req: RebuildRequest): Promise<Archi
     }
   }
 
-  const connTimeoutMs = Math.max(1, Math.round(req.connTimeout * 1000));
-  const headerTimeoutMs = Math.max(1, Math.round(req.nodeTimeout * 1000));
+  const connTimeoutMs = timeoutMs(req.connTimeout);
+  const headerTimeoutMs = timeoutMs(req.nodeTimeout);
   const order = req.nodes.slice();
   // start at a random node, so the primaries share the reads
   if (order.length > 1) order.push(...order.splice(0, Math.floor(Math.random() * order.length)));

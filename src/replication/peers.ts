@@ -84,7 +84,7 @@ export class PeerPools {
   ) {}
 
   private get responseMs(): number {
-    return Math.max(1, Math.round(this.timeouts.responseTimeout * 1000));
+    return timeoutMs(this.timeouts.responseTimeout);
   }
 
   /** Sends one request and reads its whole answer. */
@@ -134,7 +134,7 @@ export class PeerPools {
         return true;
       },
     };
-    const socket = await connectWithin({ host, port, noDelay: true, onread }, Math.max(1, Math.round(this.timeouts.connTimeout * 1000)), `${host}:${port}`);
+    const socket = await connectWithin({ host, port, noDelay: true, onread }, timeoutMs(this.timeouts.connTimeout), `${host}:${port}`);
     const c: Conn = { socket, key, onData: null, onEnd: null, onError: null, onTimeout: null, deadline: 0, since: 0 };
     conn = c;
     socket.on('end', () => c.onEnd?.());
@@ -348,6 +348,11 @@ function parseHead(text: string, limit: number) {
   const connection = (headers.connection ?? '').toLowerCase();
   const close = minor === 0 ? connection !== 'keep-alive' : connection.split(',').some((t) => t.trim() === 'close');
   return { statusCode, headers, length, close: close || length < 0 };
+}
+
+/** Swift's timeouts (float seconds) as timer milliseconds, at least 1. */
+export function timeoutMs(seconds: number): number {
+  return Math.max(1, Math.round(seconds * 1000));
 }
 
 /** An address as connect() takes it: a ring's IPv6 address may come in brackets. */

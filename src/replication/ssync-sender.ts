@@ -9,6 +9,7 @@ import { DiskFileDeleted, DiskFileError, type ECDiskFile, type ECDiskFileManager
 import type { Metadata } from '../swift/metadata.js';
 import type { StoragePolicy } from '../swift/policies.js';
 import type { Timestamp } from '../swift/timestamp.js';
+import { timeoutMs } from './peers.js';
 import { ChunkedRequest } from './raw-http.js';
 import {
   decodeWanted,
@@ -85,8 +86,6 @@ export interface SsyncResult {
   error?: string;
 }
 
-const s = (seconds: number) => Math.max(1, Math.round(seconds * 1000));
-
 export async function ssyncSend(mgr: ECDiskFileManager, job: SsyncJob, node: SsyncNode, opts: SsyncOptions): Promise<SsyncResult> {
   const result: SsyncResult = { success: false, inSync: new Map(), sent: 0, limitedByMaxObjects: false };
   if (!job.suffixes.length) return { ...result, success: true };
@@ -104,9 +103,9 @@ export async function ssyncSend(mgr: ECDiskFileManager, job: SsyncJob, node: Ssy
         'X-Backend-Ssync-Frag-Index': node.backendIndex,
         'X-Backend-Ssync-Node-Index': node.backendIndex,
       },
-      s(opts.connTimeout),
+      timeoutMs(opts.connTimeout),
     );
-    const resp = await conn.response(s(opts.nodeTimeout));
+    const resp = await conn.response(timeoutMs(opts.nodeTimeout));
     if (resp.status !== 200) {
       let body = '';
       for await (const c of resp.body) {
@@ -124,7 +123,7 @@ export async function ssyncSend(mgr: ECDiskFileManager, job: SsyncJob, node: Ssy
     const fragPrefs = includeNonDurable ? [] : null;
 
     // missing_check
-    await conn.sendChunk(`${MISSING_CHECK_START}\r\n`, s(opts.nodeTimeout), 'missing_check start');
+    await conn.sendChunk(`${MISSING_CHECK_START}\r\n`, timeoutMs(opts.nodeTimeout), 'missing_check start');
     let nlines = 0;
     const maxObjects = opts.maxObjects ?? 0;
     for await (const [hash, ts] of mgr.yieldHashes(job.devPath, job.partition, job.policy, { suffixes: job.suffixes, fragIndex: job.fragIndex, fragPrefs })) {
@@ -134,14 +133,14 @@ export async function ssyncSend(mgr: ECDiskFileManager, job: SsyncJob, node: Ssy
         break;
       }
       result.inSync.set(hash, ts);
-      await conn.sendChunk(`${encodeMissing(hash, ts.tsData, ts.tsMeta, ts.tsCtype, ts.durable !== false)}\r\n`, s(opts.nodeTimeout), `missing_check send line: ${nlines} lines sent`);
+      await conn.sendChunk(`${encodeMissing(hash, ts.tsData, ts.tsMeta, ts.tsCtype, ts.durable !== false)}\r\n`, timeoutMs(opts.nodeTimeout), `missing_check send line: ${nlines} lines sent`);
       nlines++;
     }
-    await conn.sendChunk(`${MISSING_CHECK_END}\r\n`, s(opts.nodeTimeout), 'missing_check end');
-    await expectLine(reader, MISSING_CHECK_START, s(opts.httpTimeout), 'missing_check start wait');
+    await conn.sendChunk(`${MISSING_CHECK_END}\r\n`, timeoutMs(opts.nodeTimeout), 'missing_check end');
+    await expectLine(reader, MISSING_CHECK_START, timeoutMs(opts.httpTimeout), 'missing_check start wait');
     const wanted = new Map<string, { data: boolean; meta: boolean }>();
     for (;;) {
-      const line = await reader.readLine(s(opts.httpTimeout), 'missing_check line wait', MAX_LINE);
+      const line = await reader.readLine(timeoutMs(opts.httpTimeout), 'missing_check line wait', MAX_LINE);
       if (line === null) throw new ReplicationError('Early disconnect');
       const t = line.trim();
       if (t === MISSING_CHECK_END) break;
@@ -152,7 +151,7 @@ export async function ssyncSend(mgr: ECDiskFileManager, job: SsyncJob, node: Ssy
     }
 
     // updates
-    await conn.sendChunk(`${UPDATES_START}\r\n`, s(opts.nodeTimeout), 'updates start');
+    await conn.sendChunk(`${UPDATES_START}\r\n`, timeoutMs(opts.nodeTimeout), 'updates start');
     for (const [hash, want] of wanted) {
       const df = mgr.diskFileFromHash(job.devPath, job.partition, hash, job.policy, { fragIndex: job.fragIndex, fragPrefs, openExpired: true });
       try {
@@ -165,17 +164,17 @@ export async function ssyncSend(mgr: ECDiskFileManager, job: SsyncJob, node: Ssy
           result.sent++;
         }
         if (want.meta && !df.dataTimestamp.equals(df.timestamp)) {
-          await conn.sendChunk(encodeSubrequestHead('POST', name, df.metafileMetadata), s(opts.nodeTimeout), 'send_post');
+          await conn.sendChunk(encodeSubrequestHead('POST', name, df.metafileMetadata), timeoutMs(opts.nodeTimeout), 'send_post');
           result.sent++;
         }
       } catch (e) {
         if (e instanceof DiskFileDeleted) {
           if (want.data && df.objectName) {
-            await conn.sendChunk(encodeSubrequestHead('DELETE', df.objectName, { 'X-Timestamp': e.timestamp.internal }), s(opts.nodeTimeout), 'send_delete');
+            await conn.sendChunk(encodeSubrequestHead('DELETE', df.objectName, { 'X-Timestamp': e.timestamp.internal }), timeoutMs(opts.nodeTimeout), 'send_delete');
             result.sent++;
           } else if (want.data) {
             // A tombstone of a diskfile opened by hash has no name of its own in 2.30 either.
-            await conn.sendChunk(encodeSubrequestHead('DELETE', String(e.metadata.name ?? ''), { 'X-Timestamp': e.timestamp.internal }), s(opts.nodeTimeout), 'send_delete');
+            await conn.sendChunk(encodeSubrequestHead('DELETE', String(e.metadata.name ?? ''), { 'X-Timestamp': e.timestamp.internal }), timeoutMs(opts.nodeTimeout), 'send_delete');
             result.sent++;
           }
         } else if (e instanceof DiskFileError) {
@@ -187,9 +186,9 @@ export async function ssyncSend(mgr: ECDiskFileManager, job: SsyncJob, node: Ssy
         }
       }
     }
-    await conn.sendChunk(`${UPDATES_END}\r\n`, s(opts.nodeTimeout), 'updates end');
-    await expectLine(reader, UPDATES_START, s(opts.httpTimeout), 'updates start wait');
-    await expectLine(reader, UPDATES_END, s(opts.httpTimeout), 'updates line wait');
+    await conn.sendChunk(`${UPDATES_END}\r\n`, timeoutMs(opts.nodeTimeout), 'updates end');
+    await expectLine(reader, UPDATES_START, timeoutMs(opts.httpTimeout), 'updates start wait');
+    await expectLine(reader, UPDATES_END, timeoutMs(opts.httpTimeout), 'updates line wait');
     result.success = true;
     return result;
   } catch (e) {
@@ -201,7 +200,7 @@ export async function ssyncSend(mgr: ECDiskFileManager, job: SsyncJob, node: Ssy
     return { ...result, success: false, inSync: new Map(), error: msg };
   } finally {
     if (conn) {
-      await conn.finish(s(opts.nodeTimeout));
+      await conn.finish(timeoutMs(opts.nodeTimeout));
       conn.close();
     }
   }
@@ -230,11 +229,11 @@ async function sendPut(conn: ChunkedRequest, name: string, src: ArchiveSource, d
   const headers: Record<string, string> = { 'Content-Length': String(src.contentLength) };
   if (!durable) headers['X-Backend-No-Commit'] = 'True';
   for (const [k, v] of Object.entries(src.metadata)) if (k !== 'name' && k !== 'Content-Length') headers[k] = v;
-  await conn.sendChunk(encodeSubrequestHead('PUT', name, headers), s(opts.nodeTimeout), 'send_put');
+  await conn.sendChunk(encodeSubrequestHead('PUT', name, headers), timeoutMs(opts.nodeTimeout), 'send_put');
   let sent = 0;
   for await (const chunk of src.body) {
     if (sent + chunk.length > src.contentLength) throw new ReplicationError('Sent data length does not match content-length');
-    await conn.sendChunk(chunk, s(opts.nodeTimeout), 'send_put chunk');
+    await conn.sendChunk(chunk, timeoutMs(opts.nodeTimeout), 'send_put chunk');
     sent += chunk.length;
   }
   if (sent !== src.contentLength) throw new ReplicationError('Sent data length does not match content-length');
