@@ -4,6 +4,7 @@ import yargs from 'yargs';
 import { describe, expect, it } from 'vitest';
 import { plainReconstructorArgs, type ReconstructorArgs } from '../../src/cli/fast-args.js';
 import { reconstructorOptions } from '../../src/cli/reconstructor.js';
+import { prngBelow } from '../helpers/prng.js';
 
 const FIELDS = ['conf', 'once', 'devices', 'partitions', 'verbose', 'worker-index'] as const;
 
@@ -85,13 +86,7 @@ describe('plainReconstructorArgs', () => {
 
   it('on random command lines, never reads anything differently from yargs', async () => {
     const tokens = ['conf', 'other.conf', '--once', '-v', '--verbose', '-d', 'sda', '--devices=sdb', '-p', '3,4', '--partitions=5', '--worker-index', '1', '--worker-index=2', '-x', '--once=1', '', '-', '12'];
-    let x = 0x1234567;
-    const rnd = (n: number) => {
-      x ^= x << 13;
-      x ^= x >>> 17;
-      x ^= x << 5;
-      return (x >>> 0) % n;
-    };
+    const rnd = prngBelow(0x1234567);
     let accepted = 0;
     for (let i = 0; i < 400; i++) {
       const args = ['reconstructor', ...Array.from({ length: rnd(6) }, () => tokens[rnd(tokens.length)]!)];

@@ -15,3 +15,16 @@ export function prngBytes(seed: number, length: number): Uint8Array {
   // Uint32Array is host-endian; every platform Node runs on is little-endian.
   return bytes.slice();
 }
+
+/** The same xorshift32, as a source of integers: below(n) is in [0, n). */
+export function prngBelow(seed: number): (n: number) => number {
+  let s = seed >>> 0 || 1;
+  return (n) => {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    return s % n;
+  };
+}

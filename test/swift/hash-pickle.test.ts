@@ -15,6 +15,7 @@ const PYTHON = '/usr/bin/python3';
 function pythonPickles(): Array<{ protocol: number; hex: string }> {
   const script = String.raw`
 import json, pickle, random, sys
+import { prngBelow } from '../helpers/prng.js';
 rnd = random.Random(7)
 def md5(): return '%032x' % rnd.getrandbits(128)
 def suffix(): return '%03x' % rnd.getrandbits(12)
@@ -150,13 +151,7 @@ describe('decodeHashPickle', () => {
 
   it('damaged pickles: declined, or decoded exactly as loads() decodes them', () => {
     if (!samples.length) return;
-    let x = 0x2545f491;
-    const rnd = (n: number) => {
-      x ^= x << 13;
-      x ^= x >>> 17;
-      x ^= x << 5;
-      return (x >>> 0) % n;
-    };
+    const rnd = prngBelow(0x2545f491);
     const bases = samples.filter((s) => s.protocol >= 2 && s.hex.length < 4000).map((s) => fromHex(s.hex));
     let decoded = 0;
     let declined = 0;
