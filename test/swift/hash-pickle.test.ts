@@ -9,13 +9,13 @@ import { dumps, loads, PickleDict, PickleFloat, type PickleValue } from '../../s
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { prngBelow } from '../helpers/prng.js';
 
 const PYTHON = '/usr/bin/python3';
 
 function pythonPickles(): Array<{ protocol: number; hex: string }> {
   const script = String.raw`
 import json, pickle, random, sys
-import { prngBelow } from '../helpers/prng.js';
 rnd = random.Random(7)
 def md5(): return '%032x' % rnd.getrandbits(128)
 def suffix(): return '%03x' % rnd.getrandbits(12)
