@@ -8,7 +8,7 @@ import { open, readFile, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { renamer } from './fsutil.js';
 import { withLock } from './locks.js';
-import { decodeHashPickle } from './hash-pickle.js';
+import { decodeHashPickle } from './direct-pickle.js';
 import { dumps, float, loads, PickleDict, PickleFloat, type PickleValue } from './pickle.js';
 
 export const HASH_FILE = 'hashes.pkl';

@@ -3,8 +3,9 @@
 // the whole pickle in user.swift.metadata_checksum. Keys and values come back as strings,
 // decoded the way Python 3 Swift does it (UTF-8 with surrogateescape, so bytes that are not
 // UTF-8 survive a read and a rewrite unchanged).
-import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
+import { decodeMetadataPickle } from './direct-pickle.js';
+import { createHash } from 'node:crypto';
 import { DiskFileError } from './ondisk.js';
 import { dumps, loads, PickleDict, type PickleValue } from './pickle.js';
 
@@ -94,6 +95,11 @@ function toStr(v: PickleValue, what: string): string {
 
 /** The metadata dict from a pickle (as read_metadata decodes it). */
 export function metadataFromPickle(bytes: Uint8Array): Metadata {
+  return decodeMetadataPickle(bytes) ?? metadataFromLoads(bytes);
+}
+
+/** metadataFromPickle through the general reader only. */
+export function metadataFromLoads(bytes: Uint8Array): Metadata {
   const value = loads(bytes);
   if (!(value instanceof PickleDict)) throw new DiskFileError('metadata pickle is not a dict');
   const md: Metadata = {};

@@ -1,9 +1,10 @@
-// The direct decoder of hashes.pkl and REPLICATE answers against the general reader: for every
-// input it either declines (undefined) or gives exactly what loads() gives. Inputs are pickled
-// by CPython's own pickle module at every protocol, then damaged at random.
+// The direct decoders of hashes.pkl, REPLICATE answers and object metadata against the general
+// reader: for every input each either declines (undefined) or gives exactly what loads() gives.
+// Inputs are pickled by CPython's own pickle module at every protocol, then damaged at random.
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { decodeHashPickle } from '../../src/swift/hash-pickle.js';
+import { decodeHashPickle, decodeMetadataPickle } from '../../src/swift/direct-pickle.js';
+import { metadataFromLoads, metadataFromPickle, metadataToPickle } from '../../src/swift/metadata.js';
 import { parseReplicatePickle, readHashes } from '../../src/swift/hashes.js';
 import { dumps, loads, PickleDict, PickleFloat, type PickleValue } from '../../src/swift/pickle.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -13,8 +14,21 @@ import { prngBelow } from '../helpers/prng.js';
 
 const PYTHON = '/usr/bin/python3';
 
-function pythonPickles(): Array<{ protocol: number; hex: string }> {
-  const script = String.raw`
+function pythonPickles(script: string = HASH_DOCS): Array<{ protocol: number; hex: string }> {
+  const r = spawnSync(PYTHON, ['-'], { input: script, encoding: 'utf8', maxBuffer: 256 << 20 });
+  if (r.error || r.status !== 0) {
+    const why = r.error?.message ?? r.stderr;
+    if (process.env.CI === 'true') throw new Error(`CI=true and ${PYTHON} cannot run: ${why}`);
+    console.warn(`[skipped] CPython-written pickles: ${why}`);
+    return [];
+  }
+  return r.stdout
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { protocol: number; hex: string });
+}
+
+const HASH_DOCS = String.raw`
 import json, pickle, random, sys
 rnd = random.Random(7)
 def md5(): return '%032x' % rnd.getrandbits(128)
@@ -43,18 +57,6 @@ for d in docs:
     for p in range(0, 6):
         sys.stdout.write(json.dumps({'protocol': p, 'hex': pickle.dumps(d, protocol=p).hex()}) + '\n')
 `;
-  const r = spawnSync(PYTHON, ['-'], { input: script, encoding: 'utf8', maxBuffer: 256 << 20 });
-  if (r.error || r.status !== 0) {
-    const why = r.error?.message ?? r.stderr;
-    if (process.env.CI === 'true') throw new Error(`CI=true and ${PYTHON} cannot run: ${why}`);
-    console.warn(`[skipped] CPython-written hash pickles: ${why}`);
-    return [];
-  }
-  return r.stdout
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as { protocol: number; hex: string });
-}
 
 type Canon = unknown;
 
@@ -96,6 +98,29 @@ function agrees(b: Uint8Array): boolean {
 
 const fromHex = (h: string) => new Uint8Array(Buffer.from(h, 'hex'));
 const toHexStr = (b: Uint8Array) => Buffer.from(b).toString("hex");
+
+/**
+ * 6000 damaged copies of the samples at protocols 2+ shorter than maxHex (a byte changed, cut
+ * short, inserted or deleted), each given to agrees(); how many it decoded and declined.
+ */
+function fuzz(samples: Array<{ protocol: number; hex: string }>, maxHex: number, seed: number, agrees: (b: Uint8Array) => boolean) {
+  const rnd = prngBelow(seed);
+  const bases = samples.filter((s) => s.protocol >= 2 && s.hex.length < maxHex).map((s) => fromHex(s.hex));
+  let decoded = 0;
+  let declined = 0;
+  for (let i = 0; i < 6000; i++) {
+    let b = new Uint8Array(bases[rnd(bases.length)]!);
+    const kind = rnd(4);
+    const at = rnd(b.length);
+    if (kind === 0) b[at] = rnd(256);
+    else if (kind === 1) b = b.subarray(0, at);
+    else if (kind === 2) b = new Uint8Array([...b.subarray(0, at), rnd(256), ...b.subarray(at)]);
+    else b = new Uint8Array([...b.subarray(0, at), ...b.subarray(at + 1)]);
+    if (agrees(b)) decoded++;
+    else declined++;
+  }
+  return { decoded, declined };
+}
 
 describe('decodeHashPickle', () => {
   const samples = pythonPickles();
@@ -151,22 +176,7 @@ describe('decodeHashPickle', () => {
 
   it('damaged pickles: declined, or decoded exactly as loads() decodes them', () => {
     if (!samples.length) return;
-    const rnd = prngBelow(0x2545f491);
-    const bases = samples.filter((s) => s.protocol >= 2 && s.hex.length < 4000).map((s) => fromHex(s.hex));
-    let decoded = 0;
-    let declined = 0;
-    for (let i = 0; i < 6000; i++) {
-      const base = bases[rnd(bases.length)]!;
-      let b = new Uint8Array(base);
-      const kind = rnd(4);
-      const at = rnd(b.length);
-      if (kind === 0) b[at] = rnd(256);
-      else if (kind === 1) b = b.subarray(0, at);
-      else if (kind === 2) b = new Uint8Array([...b.subarray(0, at), rnd(256), ...b.subarray(at)]);
-      else b = new Uint8Array([...b.subarray(0, at), ...b.subarray(at + 1)]);
-      if (agrees(b)) decoded++;
-      else declined++;
-    }
+    const { decoded, declined } = fuzz(samples, 4000, 0x2545f491, agrees);
     // both outcomes occur: the property was exercised both ways
     expect(decoded).toBeGreaterThan(100);
     expect(declined).toBeGreaterThan(100);
@@ -202,5 +212,115 @@ describe('the readers that use it', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+// Metadata as Swift writes it under Python 3 (bytes keys and values, which protocol 2 spells
+// _codecs.encode(text, 'latin1')), and the shapes around it the decoder must leave alone.
+const METADATA_DOCS = String.raw`
+import json, pickle, random, sys
+rnd = random.Random(11)
+def md(n, extra=None):
+    d = {b'name': b'/AUTH_test/c-ec42/obj-%d' % rnd.getrandbits(20), b'X-Timestamp': b'1795580685.22714',
+         b'Content-Length': b'%d' % rnd.getrandbits(24), b'ETag': ('%032x' % rnd.getrandbits(128)).encode(),
+         b'Content-Type': b'application/octet-stream', b'X-Object-Sysmeta-Ec-Frag-Index': b'3',
+         b'X-Object-Sysmeta-Ec-Etag': ('%032x' % rnd.getrandbits(128)).encode()}
+    for i in range(n): d[b'X-Object-Meta-K%d' % i] = b'v' * rnd.randrange(0, 40)
+    if extra: d.update(extra)
+    return d
+shared = b'shared-value'
+docs = [{}, md(0), md(3), md(100), md(300),
+        md(2, {b'X-Object-Meta-Empty': b''}),
+        md(2, {b'X-Object-Meta-A': shared, b'X-Object-Meta-B': shared}),
+        md(1, {b'X-Object-Meta-Long': b'x' * 300}),
+        md(1, {b'X-Object-Meta-Huge': b'y' * 100000}),
+        md(1, {b'X-Object-Meta-Caf\xc3\xa9': b'\xe2\x98\x83'}),
+        md(1, {b'X-Object-Meta-Raw': b'\xff\xfe'}),
+        {'name': '/a/c/o', 'ETag': 'abc'},
+        {b'name': b'/a/c/o', 'name': '/a/c/other', b'x': b'1'},
+        {'name': '/a/c/o', b'name': b'/a/c/bytes'},
+        {b'name': b'/a/c/o', b'Content-Length': 12},
+        {b'name': (b'/a', b'c')},
+        [b'name', b'/a/c/o'],
+        {b'name': {b'x': b'y'}}]
+for d in docs:
+    for p in range(0, 6):
+        sys.stdout.write(json.dumps({'protocol': p, 'hex': pickle.dumps(d, protocol=p).hex()}) + '\n')
+`;
+
+/** What loads() makes of b as metadata: the dict with its keys in order, or 'error'. */
+function metadataReference(b: Uint8Array): unknown {
+  try {
+    return Object.entries(metadataFromLoads(b));
+  } catch {
+    return 'error';
+  }
+}
+
+/** decodeMetadataPickle either declines or agrees with loads(); returns whether it decoded. */
+function metadataAgrees(b: Uint8Array): boolean {
+  const fast = decodeMetadataPickle(b);
+  if (fast === undefined) return false;
+  expect(Object.entries(fast), toHexStr(b).slice(0, 200)).toEqual(metadataReference(b));
+  return true;
+}
+
+describe('decodeMetadataPickle', () => {
+  const samples = pythonPickles(METADATA_DOCS);
+
+  it('decodes the metadata CPython pickles at protocols 2 to 5 exactly as loads() does, and declines the rest', () => {
+    if (!samples.length) return;
+    let decoded = 0;
+    for (const s of samples) {
+      const b = fromHex(s.hex);
+      const ok = metadataAgrees(b);
+      if (ok) decoded++;
+      // protocols 0 and 1 are the general reader's; so is a pickle over 64 KiB at 4 and 5 (frames)
+      if (s.protocol < 2 || (s.protocol >= 4 && b.length >= 65536)) expect(ok, s.hex.slice(0, 80)).toBe(false);
+    }
+    // Swift's own shape at protocol 2, with every key ASCII, is decoded
+    const swiftShape = samples.filter((s) => s.protocol === 2).slice(1, 9);
+    for (const s of swiftShape) expect(decodeMetadataPickle(fromHex(s.hex)), s.hex.slice(0, 80)).toBeDefined();
+    expect(decoded).toBeGreaterThan(40);
+  });
+
+  it('decodes what metadataToPickle writes, including b"" values and shared ones, and keeps the key order', () => {
+    const md = { name: '/AUTH_test/c/o', 'X-Timestamp': '1795580685.22714', 'Content-Length': '0', 'X-Object-Meta-Empty': '', '123': 'numeric key', 'X-Object-Meta-Z': 'z' };
+    const b = metadataToPickle(md);
+    expect(metadataAgrees(b)).toBe(true);
+    expect(metadataFromPickle(b)).toEqual(md);
+    expect(Object.keys(decodeMetadataPickle(b)!)).toEqual(Object.keys(md));
+  });
+
+  it('keeps a str key and a bytes key of the same text apart, as Python does', () => {
+    // {b'k': b'1', 'k': '2'} then b'k' set again to b'3': the bytes key keeps its place, and the
+    // str key, set later, is the one a caller sees
+    const b = fromHex('80037d284301' + '6b' + '4301' + '31' + '8c01' + '6b' + '8c01' + '32' + '4301' + '6b' + '4301' + '33' + '752e');
+    expect(metadataReference(b)).toEqual([['k', '2']]);
+    expect(metadataAgrees(b)).toBe(true);
+  });
+
+  it('declines non-ASCII text and bytes, leaving their decoding (surrogateescape) to loads()', () => {
+    const md = { name: '/a/c/caf\u00e9', 'X-Object-Meta-Raw': '\udcff\udcfe' };
+    const b = metadataToPickle(md);
+    expect(decodeMetadataPickle(b)).toBeUndefined();
+    expect(metadataFromPickle(b)).toEqual(md);
+  });
+
+  it('reads Python 2 pickles (plain strings) as loads() does', () => {
+    // {'name': '/a/c/o', 'ETag': 'x'} as Python 2 pickles it at protocol 2: SHORT_BINSTRING
+    const py2 = fromHex('80027d71002855046e616d6571015506' + Buffer.from('/a/c/o').toString('hex') + '71025504455461677103550178710475' + '2e');
+    expect(metadataReference(py2)).toEqual([
+      ['name', '/a/c/o'],
+      ['ETag', 'x'],
+    ]);
+    expect(metadataAgrees(py2)).toBe(true);
+  });
+
+  it('damaged metadata pickles: declined, or decoded exactly as loads() decodes them', () => {
+    if (!samples.length) return;
+    const { decoded, declined } = fuzz(samples, 8000, 0x3c6ef372, metadataAgrees);
+    expect(decoded).toBeGreaterThan(100);
+    expect(declined).toBeGreaterThan(100);
   });
 });

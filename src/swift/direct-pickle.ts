@@ -1,0 +1,361 @@
+// Direct decoders for the pickles a reconstructor reads most:
+//   - hashes.pkl and a peer's REPLICATE answer (four per partition in a pass): a dict whose
+//     values are None, a bool, a number or a dict of {None|int: str};
+//   - the metadata of a .data, .meta or .ts file (every object an SSYNC offers or a rebuild
+//     reads): a dict of str, as Swift writes it at protocol 2 — under Python 3 each bytes key
+//     and value spelled _codecs.encode(text, 'latin1') (b'' as bytes()), under Python 2 a
+//     plain string.
+// The general reader in pickle.ts handles all of them too, but builds a PickleDict of hashed
+// key slots per dict and a Uint8Array per bytes object.
+//
+// These decoders know only the opcodes those pickles are made of. Anything else (another
+// opcode, a non-ASCII string, a shared dict, a truncated stream) makes them return undefined,
+// and the caller hands the bytes to loads(), which decides — so for every input the result
+// is what the general reader's would have been.
+
+import { float, PickleFloat } from './pickle.js';
+
+/** A value of the outer dict; floats as loads() gives them (a PickleFloat when integral). */
+export type HashPickleValue = null | boolean | number | PickleFloat | Map<number | null, string>;
+
+const MARK = {};
+
+const OK = 0;
+const DECLINE = 1;
+const OTHER = 2;
+type Step = typeof OK | typeof DECLINE | typeof OTHER;
+
+/** inputs beyond this go to the general reader, whose item limits then apply as before */
+const MAX_FAST_BYTES = 1024 * 1024;
+
+/** A position in a pickle, its stack and memo, and the steps both decoders take alike. */
+class Reader {
+  pos = 2;
+  readonly n: number;
+  readonly stack: unknown[] = [];
+  private readonly memo: unknown[] = [];
+  /** how many indexes the memo holds: MEMOIZE's index, as len(memo) is Python's */
+  private memoSize = 0;
+  constructor(readonly b: Uint8Array) {
+    this.n = b.length;
+  }
+
+  /** the little-endian unsigned argument of `width` bytes (moving past it), or -1 if cut short */
+  uint(width: 1 | 2 | 4): number {
+    const { b, pos } = this;
+    if (pos + width > this.n) return -1;
+    let v = 0;
+    for (let i = width - 1; i >= 0; i--) v = v * 256 + b[pos + i]!;
+    this.pos = pos + width;
+    return v;
+  }
+
+  /** `len` bytes as text if they are all ASCII (the same under UTF-8 and latin1), else undefined */
+  ascii(len: number): string | undefined {
+    const { b, pos } = this;
+    const end = pos + len;
+    if (len < 0 || end > this.n) return undefined;
+    let s = '';
+    for (let i = pos; i < end; i++) {
+      const ch = b[i]!;
+      if (ch >= 0x80) return undefined;
+      s += String.fromCharCode(ch);
+    }
+    this.pos = end;
+    return s;
+  }
+
+  /** FRAME: protocols 4+ may frame; only one frame holding everything to the end is read here,
+   * so no opcode can run across a frame boundary (which the general reader refuses) */
+  frame(): boolean {
+    const len = this.uint(4);
+    return len >= 0 && this.uint(4) === 0 && this.pos + len === this.n;
+  }
+
+  /** BINPUT, LONG_BINPUT or MEMOIZE of the top of the stack; false where loads() must judge */
+  put(op: number): boolean {
+    const { stack } = this;
+    if (!stack.length || stack[stack.length - 1] === MARK) return false;
+    const i = op === 0x94 ? this.memoSize : this.uint(op === 0x71 ? 1 : 4);
+    if (i < 0 || i > this.n) return false;
+    if (this.memo[i] === undefined) this.memoSize++;
+    this.memo[i] = stack[stack.length - 1];
+    return true;
+  }
+
+  /** BINGET or LONG_BINGET: the memo's value, or undefined */
+  get(op: number): unknown {
+    return this.memo[this.uint(op === 0x68 ? 1 : 4)];
+  }
+
+  /**
+   * The opcodes both decoders read alike: MARK, BINUNICODE and SHORT_BINUNICODE (ASCII only),
+   * the memo's puts and FRAME. OK when done, DECLINE for loads() to judge, OTHER when `op` is
+   * none of these.
+   */
+  common(op: number): Step {
+    switch (op) {
+      case 0x28: // MARK
+        this.stack.push(MARK);
+        return OK;
+      case 0x58: // BINUNICODE (UTF-8; ASCII decodes the same)
+      case 0x8c: {
+        // SHORT_BINUNICODE
+        const text = this.ascii(this.uint(op === 0x58 ? 4 : 1));
+        if (text === undefined) return DECLINE;
+        this.stack.push(text);
+        return OK;
+      }
+      case 0x71: // BINPUT
+      case 0x72: // LONG_BINPUT
+      case 0x94: // MEMOIZE
+        return this.put(op) ? OK : DECLINE;
+      case 0x95: // FRAME
+        return this.frame() ? OK : DECLINE;
+      default:
+        return OTHER;
+    }
+  }
+
+  /** SETITEMS: the pairs above the last mark go into the dict below it, where setItem agrees */
+  setItems(setItem: (d: unknown, k: unknown, v: unknown) => boolean): boolean {
+    const { stack } = this;
+    const m = stack.lastIndexOf(MARK);
+    if (m < 1 || (stack.length - m - 1) % 2) return false;
+    for (let i = m + 1; i < stack.length; i += 2) if (!setItem(stack[m - 1], stack[i], stack[i + 1])) return false;
+    stack.length = m;
+    return true;
+  }
+
+  /** STOP: the end of the input, with the outer dict alone on the stack */
+  stopsWith(outer: unknown): boolean {
+    return this.pos === this.n && this.stack.length === 1 && this.stack[0] === outer && outer !== null;
+  }
+}
+
+const protocolOk = (b: Uint8Array) => b.length >= 3 && b.length <= MAX_FAST_BYTES && b[0] === 0x80 && b[1]! <= 5;
+
+/** The outer dict (Map order is the pickle's insertion order, as a Python dict's), or undefined. */
+export function decodeHashPickle(b: Uint8Array): Map<string, HashPickleValue> | undefined {
+  if (!protocolOk(b)) return undefined;
+  const c = new Reader(b);
+  const { n, stack } = c;
+  let outer: Map<string, HashPickleValue> | null = null;
+  /** d[k] = v where the shapes allow it */
+  const setItem = (d: unknown, k: unknown, v: unknown): boolean => {
+    if (!(d instanceof Map)) return false;
+    if (d === outer) {
+      if (typeof k !== 'string') return false;
+      if (!(v === null || typeof v === 'boolean' || typeof v === 'number' || v instanceof PickleFloat || v instanceof Map)) return false;
+    } else if (!((k === null || Number.isInteger(k)) && typeof v === 'string')) {
+      return false;
+    }
+    d.set(k, v);
+    return true;
+  };
+  while (c.pos < n) {
+    const op = b[c.pos++]!;
+    const step = c.common(op);
+    if (step === DECLINE) return undefined;
+    if (step === OK) continue;
+    switch (op) {
+      case 0x7d: {
+        // EMPTY_DICT: the first is the outer dict, any later one a suffix's hashes
+        if (outer === null && stack.length) return undefined;
+        if (outer !== null && !stack.length) return undefined;
+        const d = new Map();
+        if (outer === null) outer = d;
+        stack.push(d);
+        break;
+      }
+      case 0x75: // SETITEMS
+        if (!c.setItems(setItem)) return undefined;
+        break;
+      case 0x73: {
+        // SETITEM
+        if (stack.length < 3) return undefined;
+        const v = stack.pop();
+        const k = stack.pop();
+        if (!setItem(stack[stack.length - 1], k, v)) return undefined;
+        break;
+      }
+      case 0x4e: // NONE
+        stack.push(null);
+        break;
+      case 0x88: // NEWTRUE
+        stack.push(true);
+        break;
+      case 0x89: // NEWFALSE
+        stack.push(false);
+        break;
+      case 0x4b: // BININT1
+      case 0x4d: // BININT2
+      case 0x4a: {
+        // BININT, signed
+        const v = c.uint(op === 0x4b ? 1 : op === 0x4d ? 2 : 4);
+        if (v < 0) return undefined;
+        stack.push(op === 0x4a ? v | 0 : v);
+        break;
+      }
+      case 0x47: {
+        // BINFLOAT, big-endian
+        if (c.pos + 8 > n) return undefined;
+        stack.push(float(new DataView(b.buffer, b.byteOffset + c.pos, 8).getFloat64(0, false)));
+        c.pos += 8;
+        break;
+      }
+      case 0x68: // BINGET
+      case 0x6a: {
+        // LONG_BINGET: of a string only (a dict met twice is the general reader's to judge)
+        const v = c.get(op);
+        if (typeof v !== 'string') return undefined;
+        stack.push(v);
+        break;
+      }
+      case 0x2e: // STOP
+        return c.stopsWith(outer) ? outer! : undefined;
+      default:
+        return undefined;
+    }
+  }
+  return undefined;
+}
+
+/** A bytes object of the metadata pickle, as its (ASCII) text: keys of both kinds stay apart. */
+class AsciiBytes {
+  constructor(readonly text: string) {}
+}
+/** the globals metadata pickles call: _codecs.encode, and bytes (for b'') */
+const ENCODE = {};
+const BYTES = {};
+/** EMPTY_TUPLE, the arguments of bytes() */
+const NO_ARGS = {};
+/** a TUPLE2, the arguments of _codecs.encode */
+class Pair {
+  constructor(
+    readonly a: unknown,
+    readonly b: unknown,
+  ) {}
+}
+
+/**
+ * The metadata dict of a .data/.meta/.ts file, its keys and values as metadataFromPickle
+ * gives them (bytes decoded, which for ASCII is the text itself), in the pickle's order; or
+ * undefined, for loads() to decide.
+ */
+export function decodeMetadataPickle(b: Uint8Array): Record<string, string> | undefined {
+  if (!protocolOk(b) || b[1]! < 2) return undefined;
+  const c = new Reader(b);
+  const { n, stack } = c;
+  let outer: object | null = null;
+  // a str key and a bytes key of the same text are two keys to Python, as to loads()
+  const items = new Map<string, [string, string]>();
+  const text = (v: unknown) => (typeof v === 'string' ? v : v instanceof AsciiBytes ? v.text : undefined);
+  const setItem = (d: unknown, k: unknown, v: unknown): boolean => {
+    const key = text(k);
+    const value = text(v);
+    if (d !== outer || key === undefined || value === undefined) return false;
+    const slot = (typeof k === 'string' ? 'u' : 'b') + key;
+    const had = items.get(slot);
+    if (had) had[1] = value;
+    else items.set(slot, [key, value]);
+    return true;
+  };
+  /** the text of a GLOBAL's module or name line, or undefined */
+  const line = (): string | undefined => {
+    const end = b.indexOf(0x0a, c.pos);
+    if (end < 0) return undefined;
+    const s = c.ascii(end - c.pos);
+    c.pos++;
+    return s;
+  };
+  const pop = (): unknown => (stack.length && stack[stack.length - 1] !== MARK ? stack.pop() : MARK);
+  while (c.pos < n) {
+    const op = b[c.pos++]!;
+    const step = c.common(op);
+    if (step === DECLINE) return undefined;
+    if (step === OK) continue;
+    switch (op) {
+      case 0x7d: // EMPTY_DICT: the metadata dict, and no other
+        if (outer !== null || stack.length) return undefined;
+        outer = {};
+        stack.push(outer);
+        break;
+      case 0x75: // SETITEMS
+        if (!c.setItems(setItem)) return undefined;
+        break;
+      case 0x73: {
+        // SETITEM
+        const v = pop();
+        const k = pop();
+        if (stack.length !== 1 || !setItem(stack[0], k, v)) return undefined;
+        break;
+      }
+      case 0x55: // SHORT_BINSTRING (Python 2's str)
+      case 0x43: // SHORT_BINBYTES
+      case 0x42: // BINBYTES
+      case 0x54: {
+        // BINSTRING: a signed length, so below 2 GiB as any length here
+        const s = c.ascii(c.uint(op === 0x55 || op === 0x43 ? 1 : 4));
+        if (s === undefined) return undefined;
+        stack.push(new AsciiBytes(s));
+        break;
+      }
+      case 0x63: // GLOBAL
+      case 0x93: {
+        // STACK_GLOBAL
+        let module: unknown;
+        let name: unknown;
+        if (op === 0x63) {
+          module = line();
+          name = line();
+        } else {
+          name = pop();
+          module = pop();
+        }
+        const g = module === '_codecs' && name === 'encode' ? ENCODE : (module === 'builtins' || module === '__builtin__') && name === 'bytes' ? BYTES : null;
+        if (g === null) return undefined;
+        stack.push(g);
+        break;
+      }
+      case 0x29: // EMPTY_TUPLE
+        stack.push(NO_ARGS);
+        break;
+      case 0x86: {
+        // TUPLE2
+        const y = pop();
+        const x = pop();
+        if (x === MARK || y === MARK) return undefined;
+        stack.push(new Pair(x, y));
+        break;
+      }
+      case 0x52: {
+        // REDUCE: only _codecs.encode(str, 'latin1'), bytes of the str's code points, and bytes()
+        const args = pop();
+        const fn = pop();
+        if (fn === BYTES && args === NO_ARGS) stack.push(new AsciiBytes(''));
+        else if (fn === ENCODE && args instanceof Pair && typeof args.a === 'string' && (args.b === 'latin1' || args.b === 'latin-1')) stack.push(new AsciiBytes(args.a));
+        else return undefined;
+        break;
+      }
+      case 0x68: // BINGET
+      case 0x6a: {
+        // LONG_BINGET: of anything but the dict itself
+        const v = c.get(op);
+        if (v === undefined || v === outer) return undefined;
+        stack.push(v);
+        break;
+      }
+      case 0x2e: {
+        // STOP
+        if (!c.stopsWith(outer)) return undefined;
+        const md: Record<string, string> = {};
+        for (const [k, v] of items.values()) md[k] = v;
+        return md;
+      }
+      default:
+        return undefined;
+    }
+  }
+  return undefined;
+}
