@@ -2,12 +2,12 @@
 // reconstructor all write into it): one JSON line, read-modify-written under a lock on the file,
 // replaced by rename, nested dicts merged and an empty dict deleting its key. swift-recon and
 // the recon middleware read it.
-import { randomBytes } from 'node:crypto';
 import { closeSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
-import { unlink, writeFile } from 'node:fs/promises';
+import { unlink, writeFile } from '../swift/afs.js';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { renamer } from '../swift/fsutil.js';
+import { randomHex } from '../swift/lazy-crypto.js';
 import { tryLock } from '../swift/locks.js';
 
 export const RECON_OBJECT_FILE = 'object.recon';
@@ -96,7 +96,7 @@ export async function dumpReconCache(update: Record<string, Json>, cacheFile: st
       // Not a valid entry: it is rewritten from scratch, as Swift does.
     }
     for (const [k, v] of Object.entries(update)) putReconCacheEntry(entry, k, v);
-    const tmp = join(dirname(cacheFile), `.${process.pid}.${randomBytes(6).toString('hex')}.recon.tmp`);
+    const tmp = join(dirname(cacheFile), `.${process.pid}.${randomHex(6)}.recon.tmp`);
     try {
       await writeFile(tmp, pyJson(entry) + '\n', 'ascii');
       await renamer(tmp, cacheFile, false);

@@ -3,7 +3,7 @@
 // hashes, and run them `concurrency` at a time. SYNC compares hashes with the left, right and
 // opposite partners and pushes what they lack, rebuilding their fragment from the others;
 // REVERT pushes a handoff's fragments to their primary and deletes exactly what it confirmed.
-import { readdir, rm, rmdir, stat, unlink } from 'node:fs/promises';
+import { readdir, rm, rmdir, stat, unlink } from '../swift/afs.js';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { ECDriver, type ECType } from '../codec/index.js';

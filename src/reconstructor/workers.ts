@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import type { ReconstructorConfig } from './config.js';
 import { ObjectReconstructor } from './reconstructor.js';
 import { dumpReconCache, RECON_OBJECT_FILE } from './recon.js';
-import { readFile } from 'node:fs/promises';
+import { readFile } from '../swift/afs.js';
 
 const HEALTHCHECK_INTERVAL = 5000;
 

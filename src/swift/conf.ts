@@ -3,7 +3,7 @@
 // (no inline comments), indented continuation lines, lower-cased keys, case-sensitive
 // sections, %(name)s interpolation, conf.d directories. A config Swift rejects, fragmend
 // rejects too, with the file and line in the message.
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, readFile, stat } from './afs.js';
 import { join } from 'node:path';
 import { pyFloat, pyInt } from './python-values.js';
 

@@ -2,12 +2,13 @@
 // <hash>/<files>, with tmp-N for writes in flight and quarantined/objects-N for bad objects.
 // Writes are atomic (temp file, xattrs, fsync, rename, directory fsync); EC data becomes
 // durable by a rename to #d; cleanup, reclaim and purge follow ECDiskFileManager.
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { readdirSync, statSync, writeSync } from 'node:fs';
-import { open, readdir, rename, rmdir, stat, type FileHandle } from 'node:fs/promises';
+import { open, readdir, rename, rmdir, stat, type OpenFile } from './afs.js';
 import { fsyncDir, isFileOlder, isMountSync, makeDirs, removeFile, renamer } from './fsutil.js';
 import { basename, dirname, join } from 'node:path';
 import { hashPath } from './hash-path.js';
+import { randomHex } from './lazy-crypto.js';
+import { Md5 } from './md5.js';
 import { withLock } from './locks.js';
 import {
   DiskFileError,
@@ -161,9 +162,9 @@ export class ECDiskFileManager {
 
   /** Per-fragment-index md5s of a suffix directory (_hash_suffix_dir), after cleanup. */
   async hashSuffixDir(suffixDir: string, policy: StoragePolicy): Promise<SuffixHashes> {
-    const hashers = new Map<number | null, ReturnType<typeof md5>>();
+    const hashers = new Map<number | null, Md5>();
     const update = (key: number | null, s: string) => {
-      if (!hashers.has(key)) hashers.set(key, md5());
+      if (!hashers.has(key)) hashers.set(key, new Md5());
       hashers.get(key)!.update(s);
     };
     let entries: string[];
@@ -213,7 +214,7 @@ export class ECDiskFileManager {
       await renamer(fromDir, toDir, false);
     } catch (e) {
       if (errno(e) !== 'EEXIST' && errno(e) !== 'ENOTEMPTY') throw e;
-      toDir = `${toDir}-${randomUUID().replace(/-/g, '')}`;
+      toDir = `${toDir}-${randomHex(16)}`;
       await renamer(fromDir, toDir, false);
     }
     return toDir;
@@ -324,13 +325,6 @@ export class ECDiskFileManager {
   }
 }
 
-function md5() {
-  const h = createHash('md5');
-  return {
-    update: (s: string) => h.update(Buffer.from(s, 'utf8')),
-    hex: () => h.digest('hex'),
-  };
-}
 
 export interface DiskFileOptions {
   fragIndex?: number | null;
@@ -565,7 +559,7 @@ export class ECDiskFile {
 }
 
 export class ECDiskFileWriter {
-  private fh: FileHandle | null = null;
+  private fh: OpenFile | null = null;
   private tmpPath: string | null = null;
   private putSucceeded = false;
   private written = 0;
@@ -579,7 +573,7 @@ export class ECDiskFileWriter {
     if (this.fh) throw new DiskFileError('DiskFileWriter is already open');
     const dir = join(this.df.devPath, tmpDir(this.df.policy));
     await makeDirs(dir);
-    this.tmpPath = join(dir, `tmp${randomBytes(6).toString('hex')}`);
+    this.tmpPath = join(dir, `tmp${randomHex(6)}`);
     this.fh = await open(this.tmpPath, 'wx', 0o600);
     return this;
   }

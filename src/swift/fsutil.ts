@@ -1,7 +1,7 @@
 // File-system steps Swift takes with care: renames that create and fsync their directories,
 // directory fsyncs, unlinks that tolerate a file already gone.
 import { constants as fsc, statSync } from 'node:fs';
-import { mkdir, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, rename, stat, unlink, type OpenFile } from './afs.js';
 import { dirname, join } from 'node:path';
 
 const errno = (e: unknown) => (e as NodeJS.ErrnoException).code;
@@ -11,7 +11,7 @@ export async function removeFile(path: string): Promise<void> {
 }
 
 export async function fsyncDir(path: string): Promise<void> {
-  let fh: FileHandle | undefined;
+  let fh: OpenFile | undefined;
   try {
     fh = await open(path, fsc.O_RDONLY | fsc.O_DIRECTORY);
     await fh.sync();

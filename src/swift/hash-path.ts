@@ -4,7 +4,7 @@
 // swift.conf as latin1 and re-encodes as latin1, so the prefix and suffix are the raw bytes
 // of the file. A string given here is encoded as UTF-8, which is the same thing for a UTF-8
 // swift.conf; pass a Uint8Array for a file holding other bytes.
-import { createHash } from 'node:crypto';
+import { Md5 } from './md5.js';
 
 /** A path component: text (hashed as UTF-8, like a Python str) or bytes (hashed as given). */
 export type PathPart = string | Uint8Array;
@@ -40,7 +40,7 @@ export function hashPathRaw(
   if (present(object) && !present(container)) {
     throw new TypeError('container is required if object is provided');
   }
-  const h = createHash('md5');
+  const h = new Md5();
   h.update(toBytes(prefix, 'hash path prefix'));
   h.update(SLASH);
   h.update(toBytes(account, 'account'));
@@ -53,7 +53,7 @@ export function hashPathRaw(
     h.update(toBytes(object, 'object'));
   }
   h.update(toBytes(suffix, 'hash path suffix'));
-  return new Uint8Array(h.digest());
+  return h.digest();
 }
 
 /** Swift's hash_path: lowercase hex md5, the name of an object's hash directory. */

@@ -2,13 +2,13 @@
 // {suffix: {None: md5, fi: md5} | None, 'valid': bool, 'updated': float}) and hashes.invalid
 // (suffixes appended one per line, folded into hashes.pkl by consolidate), both under the
 // partition's .lock so a Swift object server on the same disk never sees a torn update.
-import { randomBytes } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
-import { open, readFile, writeFile } from 'node:fs/promises';
+import { open, readFile, writeFile } from './afs.js';
 import { basename, dirname, join } from 'node:path';
 import { renamer } from './fsutil.js';
 import { withLock } from './locks.js';
 import { decodeHashPickle } from './direct-pickle.js';
+import { randomHex } from './lazy-crypto.js';
 import { dumps, float, loads, PickleDict, PickleFloat, type PickleValue } from './pickle.js';
 
 export const HASH_FILE = 'hashes.pkl';
@@ -109,7 +109,7 @@ function statePickle(state: HashesState): Uint8Array {
 
 /** Swift's write_hashes/write_pickle: a temp file in the partition, fsync, rename. */
 export async function writeHashes(partPath: string, state: HashesState): Promise<void> {
-  const tmp = join(partPath, `tmp${randomBytes(6).toString('hex')}.tmp`);
+  const tmp = join(partPath, `tmp${randomHex(6)}.tmp`);
   const fh = await open(tmp, 'wx', 0o600);
   try {
     await fh.writeFile(statePickle({ ...state, updated: Date.now() / 1000 }));
@@ -152,7 +152,7 @@ export async function invalidateHash(suffixDir: string): Promise<void> {
   await withLock(partPath, async () => {
     const fh = await open(join(partPath, HASH_INVALIDATIONS_FILE), 'a');
     try {
-      await fh.write(basename(suffixDir) + '\n');
+      await fh.writeFile(basename(suffixDir) + '\n');
     } finally {
       await fh.close();
     }

@@ -5,7 +5,7 @@
 // UTF-8 survive a read and a rewrite unchanged).
 import { createRequire } from 'node:module';
 import { decodeMetadataPickle } from './direct-pickle.js';
-import { createHash } from 'node:crypto';
+import { md5Hex } from './md5.js';
 import { DiskFileError } from './ondisk.js';
 import { dumps, loads, PickleDict, type PickleValue } from './pickle.js';
 
@@ -114,8 +114,6 @@ export function metadataToPickle(md: Metadata): Uint8Array {
   return dumps(d, { protocol: 2 });
 }
 
-const md5hex = (b: Uint8Array) => createHash('md5').update(b).digest('hex');
-
 function xattrError(e: unknown, path: string): Error {
   const code = (e as NodeJS.ErrnoException).code ?? String((e as Error).message);
   if (/ENOTSUP|EOPNOTSUPP|not supported/i.test(code)) return new DiskFileXattrNotSupported(`Filesystem at ${path} does not support xattr`);
@@ -155,7 +153,7 @@ export async function readMetadata(path: string): Promise<Metadata> {
   const raw = await readRawMetadata(path);
   if (!raw) return metadataFromPickle(new Uint8Array(0));
   if (raw.checksum !== null) {
-    const computed = md5hex(raw.pickle);
+    const computed = md5Hex(raw.pickle);
     if (raw.checksum !== computed) {
       throw new DiskFileBadMetadataChecksum(`Metadata checksum mismatch for ${path}: stored checksum='${raw.checksum}', computed='${computed}'`);
     }
@@ -171,7 +169,7 @@ export async function writeMetadata(path: string, md: Metadata): Promise<void> {
     for (let off = 0; off < pickle.length; off += XATTR_SIZE, key++) {
       await xattr().setAttribute(path, key ? `${METADATA_KEY}${key}` : METADATA_KEY, Buffer.from(pickle.subarray(off, off + XATTR_SIZE)));
     }
-    await xattr().setAttribute(path, METADATA_CHECKSUM_KEY, Buffer.from(md5hex(pickle), 'ascii'));
+    await xattr().setAttribute(path, METADATA_CHECKSUM_KEY, Buffer.from(md5Hex(pickle), 'ascii'));
   } catch (e) {
     throw xattrError(e, path);
   }

@@ -9,8 +9,8 @@
 //
 // The writer reproduces CPython's C pickler byte for byte, because Swift peers and tools
 // compare pickles (checksummed xattrs, re-read-and-compare of hashes.pkl).
-import { createHash } from 'node:crypto';
 import { PickleError } from './errors.js';
+import { nodeCrypto } from './lazy-crypto.js';
 
 // ---------------------------------------------------------------------------------------------
 // Value model
@@ -97,7 +97,7 @@ interface KeyContext {
 }
 
 function digestIfLong(text: string): string {
-  return text.length > KEY_TEXT_MAX ? 'h' + createHash('sha256').update(text).digest('hex') : text;
+  return text.length > KEY_TEXT_MAX ? 'h' + nodeCrypto().createHash('sha256').update(text).digest('hex') : text;
 }
 
 function intText(n: bigint): string {

@@ -25,12 +25,13 @@
 // for it. Sections not named above (extensions) are skipped, as Swift skips them.
 //
 // Legacy pickled rings are not supported.
-import { createHash } from 'node:crypto';
-import { readFile, stat } from 'node:fs/promises';
+import { readFile, stat } from './afs.js';
 import { endianness } from 'node:os';
 import { crc32, inflateRawSync, constants as zlibConstants } from 'node:zlib';
 import { RingError } from './errors.js';
 import { getPartition, hashPathRaw, type HashPathConfig, type PathPart } from './hash-path.js';
+import { nodeCrypto } from './lazy-crypto.js';
+import { Md5, md5Hex } from './md5.js';
 
 /** A device entry as Swift's Ring exposes it (ring JSON plus Swift's load-time defaults). */
 export interface Device {
@@ -375,7 +376,7 @@ function readSection(raw: Uint8Array, layout: V2Layout, name: string): Uint8Arra
   }
   const bytes = raw.subarray(e.uncompressedStart, e.uncompressedEnd);
   if (e.checksumValue) {
-    const got = createHash(e.checksumMethod).update(bytes).digest('hex');
+    const got = nodeCrypto().createHash(e.checksumMethod).update(bytes).digest('hex');
     if (got !== e.checksumValue) throw v2Error(`section ${name} fails its ${e.checksumMethod} check`);
   }
   return bytes.subarray(8);
@@ -567,10 +568,23 @@ export function parseRing(gz: Uint8Array, maxBytes = DEFAULT_MAX_BYTES): RingDat
   return readRingFile(gz, maxBytes).data;
 }
 
-interface FileInfo {
-  md5: string;
-  size: number;
-  rawSize: number;
+/** What a ring file was: its sizes, and its md5, computed when first asked for. */
+class FileInfo {
+  private digest: string | null = null;
+  readonly size: number;
+  constructor(
+    private gz: Uint8Array | null,
+    readonly rawSize: number,
+  ) {
+    this.size = gz!.length;
+  }
+  get md5(): string {
+    if (this.digest === null) {
+      this.digest = md5Hex(this.gz!);
+      this.gz = null;
+    }
+    return this.digest;
+  }
 }
 
 /** Lookup tables derived once per load, like Swift's _update_bookkeeping. */
@@ -696,7 +710,7 @@ export class Ring {
   /** A ring from the bytes of a ring file, with no file behind it (hasChanged() is always false). */
   static fromBytes(gz: Uint8Array, opts: RingOptions = {}): Ring {
     const { data, raw } = readRingFile(gz, opts.maxBytes ?? DEFAULT_MAX_BYTES);
-    const info = { md5: createHash('md5').update(gz).digest('hex'), size: gz.length, rawSize: raw.length };
+    const info = new FileInfo(gz, raw.length);
     return new Ring(null, new RingState(data, info), null, opts);
   }
 
@@ -721,7 +735,7 @@ export class Ring {
     // Synchronous, as in Swift: rings are read at start and when they change, and zlib's
     // async API cannot say where the first gzip member ends.
     const { data, raw } = readRingFile(gz, maxBytes);
-    const info = { md5: createHash('md5').update(gz).digest('hex'), size: gz.length, rawSize: raw.length };
+    const info = new FileInfo(gz, raw.length);
     return { state: new RingState(data, info), mtimeNs };
   }
 
@@ -838,7 +852,7 @@ export class Ring {
     const sameZones = new Set<number>(primaries.map((id) => zoneOf[id]!));
     const sameIps = new Set<number>(primaries.map((id) => ipOf[id]!));
     const parts = s.partCount;
-    const digest = createHash('md5').update(String(part), 'ascii').digest();
+    const digest = new Md5().update(String(part)).digest();
     const start = getPartition(digest, s.partShift);
     const inc = Math.floor(parts / 65536) || 1;
     let index = 0;
