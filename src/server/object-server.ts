@@ -71,6 +71,8 @@ const RESPONSE_REASONS: Record<number, [string, string]> = {
 
 const HTML = 'text/html; charset=UTF-8';
 const TEXT = 'text/plain';
+/** replies held in memory up to this size go out with their head in one write */
+const SMALL_REPLY = 65536;
 
 // swift.common.constraints defaults
 const MAX_FILE_SIZE = 5368709122;
@@ -598,7 +600,12 @@ class ResponseWriter {
     return !this.socket.destroyed && this.socket.writable;
   }
 
-  writeHead(status: number, headers: Array<[string, string]>, opts: { contentLength?: number | null; head?: boolean; close?: boolean } = {}): void {
+  /**
+   * Sends the status line and headers. A `body` given here (a reply held in memory) goes out
+   * in the same write when the reply has a Content-Length: one send, and one wake-up of the
+   * client, instead of two. Returns whether it went.
+   */
+  writeHead(status: number, headers: Array<[string, string]>, opts: { contentLength?: number | null; head?: boolean; close?: boolean } = {}, body?: Uint8Array): boolean {
     this.status = status;
     this.isHead = !!opts.head;
     if (opts.close) this.close = true;
@@ -620,9 +627,16 @@ class ResponseWriter {
     if (this.close) lines.push('Connection: close');
     // Values are WSGI-style latin-1 strings; anything beyond latin-1 (metadata a py2 Swift wrote
     // as raw UTF-8, decoded on read) goes out as its UTF-8 bytes rather than mangled.
-    const head = lines.join('\r\n') + '\r\n\r\n';
-    this.socket.write(/[^\x00-\xff]/.test(head) ? Buffer.from(head, 'utf8') : Buffer.from(head, 'latin1'));
+    const text = lines.join('\r\n') + '\r\n\r\n';
+    const head = /[^\x00-\xff]/.test(text) ? Buffer.from(text, 'utf8') : Buffer.from(text, 'latin1');
     this.headersSent = true;
+    if (body && body.length && !this.chunked && !this.isHead) {
+      this.bytesSent += body.length;
+      this.socket.write(Buffer.concat([head, body]));
+      return true;
+    }
+    this.socket.write(head);
+    return false;
   }
 
   private async send(data: Uint8Array | string): Promise<void> {
@@ -959,6 +973,9 @@ export class ObjectServer {
 
   /** Swift's access log line, as fields. */
   private accessLog(req: IncomingRequest, res: ResponseWriter, seconds: number, policyIndex: string): void {
+    // replication's lines are at debug: nothing is built for a level that is off
+    const replication = req.method === 'REPLICATE' || req.method === 'SSYNC' || req.headers.has('x-backend-replication');
+    if (!this.log.isLevelEnabled(replication ? 'debug' : 'info')) return;
     const fields = {
       remote_addr: req.remoteAddr,
       method: req.method,
@@ -972,7 +989,7 @@ export class ObjectServer {
       policy_index: policyIndex,
     };
     const msg = `${fields.remote_addr} - - "${fields.method} ${fields.path}" ${fields.status} ${fields.content_length} "${fields.referer}" "${fields.txn_id}" "${fields.user_agent}" ${fields.request_time.toFixed(4)} "-" ${process.pid} ${policyIndex}`;
-    if (req.method === 'REPLICATE' || req.method === 'SSYNC' || req.headers.has('x-backend-replication')) this.log.debug(fields, msg);
+    if (replication) this.log.debug(fields, msg);
     else this.log.info(fields, msg);
   }
 
@@ -994,8 +1011,8 @@ export class ObjectServer {
     }
     const body = isHead ? new Uint8Array(0) : defaultBody(reply);
     const hasLength = given.some(([k]) => k.toLowerCase() === 'content-length');
-    res.writeHead(reply.status, headers, { contentLength: hasLength ? null : body.length, head: isHead });
-    if (!isHead) await res.write(body);
+    const sent = res.writeHead(reply.status, headers, { contentLength: hasLength ? null : body.length, head: isHead }, body.length <= SMALL_REPLY ? body : undefined);
+    if (!isHead && !sent) await res.write(body);
     await res.end();
   }
 

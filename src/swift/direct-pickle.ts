@@ -359,3 +359,119 @@ export function decodeMetadataPickle(b: Uint8Array): Record<string, string> | un
   }
   return undefined;
 }
+
+/**
+ * A REPLICATE answer ({suffix: {None|index: md5} | None}) pickled at protocol 2, byte for byte
+ * as dumps() pickles it (CPython's layout: batches of 1000 items, strings memoized by value);
+ * undefined for a shape it does not cover (a non-ASCII string, an index beyond 32 bits), which
+ * dumps() then pickles. An object server answers one per REPLICATE.
+ */
+export function encodeHashPickle(hashes: ReadonlyMap<string, ReadonlyMap<number | null, string> | null>): Uint8Array | undefined {
+  let cap = 64;
+  for (const [s, h] of hashes) {
+    cap += 24 + s.length;
+    if (h) for (const v of h.values()) cap += 24 + v.length;
+  }
+  const out = new Uint8Array(cap);
+  let at = 0;
+  let next = 0;
+  const strings = new Map<string, number>();
+  const memo = () => {
+    const i = next++;
+    if (i < 256) {
+      out[at++] = 0x71; // BINPUT
+      out[at++] = i;
+    } else {
+      out[at++] = 0x72; // LONG_BINPUT
+      u32(i);
+    }
+  };
+  const u32 = (v: number) => {
+    out[at++] = v & 0xff;
+    out[at++] = (v >>> 8) & 0xff;
+    out[at++] = (v >>> 16) & 0xff;
+    out[at++] = (v >>> 24) & 0xff;
+  };
+  const str = (s: string): boolean => {
+    const seen = strings.get(s);
+    if (seen !== undefined) {
+      if (seen < 256) {
+        out[at++] = 0x68; // BINGET
+        out[at++] = seen;
+      } else {
+        out[at++] = 0x6a; // LONG_BINGET
+        u32(seen);
+      }
+      return true;
+    }
+    out[at++] = 0x58; // BINUNICODE: ASCII is its own UTF-8
+    u32(s.length);
+    for (let i = 0; i < s.length; i++) {
+      const c = s.charCodeAt(i);
+      if (c >= 0x80) return false;
+      out[at++] = c;
+    }
+    strings.set(s, next);
+    memo();
+    return true;
+  };
+  const int = (v: number): boolean => {
+    if (!Number.isInteger(v) || v < -0x80000000 || v > 0x7fffffff) return false;
+    if (v >= 0 && v <= 0xff) {
+      out[at++] = 0x4b; // BININT1
+      out[at++] = v;
+    } else if (v >= 0 && v <= 0xffff) {
+      out[at++] = 0x4d; // BININT2
+      out[at++] = v & 0xff;
+      out[at++] = v >> 8;
+    } else {
+      out[at++] = 0x4a; // BININT
+      u32(v);
+    }
+    return true;
+  };
+  /** a dict's items as the pickler batches them; false if an item is not covered */
+  const items = <K, V>(d: ReadonlyMap<K, V>, item: (k: K, v: V) => boolean): boolean => {
+    out[at++] = 0x7d; // EMPTY_DICT
+    memo();
+    if (d.size === 1) {
+      const [[k, v]] = d;
+      if (!item(k!, v!)) return false;
+      out[at++] = 0x73; // SETITEM
+      return true;
+    }
+    if (d.size === 0) return true;
+    const it = d.entries();
+    let left = d.size;
+    let full: boolean;
+    do {
+      const n = Math.min(left, 1000);
+      full = n === 1000;
+      out[at++] = 0x28; // MARK
+      for (let i = 0; i < n; i++) {
+        const [k, v] = it.next().value as [K, V];
+        if (!item(k, v)) return false;
+      }
+      out[at++] = 0x75; // SETITEMS
+      left -= n;
+    } while (full);
+    return true;
+  };
+  out[at++] = 0x80;
+  out[at++] = 2;
+  const ok = items(hashes, (suffix, h) => {
+    if (!str(suffix)) return false;
+    if (h === null) {
+      out[at++] = 0x4e; // NONE
+      return true;
+    }
+    return items(h, (k, md5) => {
+      if (k === null) out[at++] = 0x4e;
+      else if (!int(k)) return false;
+      return str(md5);
+    });
+  });
+  if (!ok) return undefined;
+  out[at++] = 0x2e; // STOP
+  return out.slice(0, at);
+}

@@ -7,7 +7,7 @@ import { open, readFile, writeFile } from './afs.js';
 import { basename, dirname, join } from 'node:path';
 import { renamer } from './fsutil.js';
 import { withLock } from './locks.js';
-import { decodeHashPickle } from './direct-pickle.js';
+import { decodeHashPickle, encodeHashPickle } from './direct-pickle.js';
 import { randomHex } from './lazy-crypto.js';
 import { dumps, float, loads, PickleDict, PickleFloat, type PickleValue } from './pickle.js';
 
@@ -62,7 +62,7 @@ const suffixHashesOf = (v: unknown): SuffixHashes | null => (v instanceof Map ? 
 
 /** The REPLICATE answer: {suffix: {None|fi: md5}} pickled at protocol 2. */
 export function replicatePickle(hashes: Map<string, SuffixHashes | null>): Uint8Array {
-  return dumps(new PickleDict([...hashes].map(([s, h]) => [s, h ? suffixHashesToPickle(h) : null] as [string, PickleValue])), { protocol: 2 });
+  return encodeHashPickle(hashes) ?? dumps(new PickleDict([...hashes].map(([s, h]) => [s, h ? suffixHashesToPickle(h) : null] as [string, PickleValue])), { protocol: 2 });
 }
 
 /** Parses a REPLICATE answer (what a Swift peer returned). */

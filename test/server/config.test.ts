@@ -74,6 +74,26 @@ describe('object-server.conf', () => {
     }
   });
 
+  it("access log: a client's request at info, replication's only at debug", async () => {
+    const devices = sbx.devices('access-log');
+    for (const logLevel of ['INFO', 'DEBUG']) {
+      const lines: Array<{ level: number; method?: string; path?: string; status?: number }> = [];
+      const logDestination = { write: (l: string) => void lines.push(JSON.parse(l)) };
+      const s = new ObjectServer({ devices, mountCheck: false, bindIp: '127.0.0.1', bindPort: 0, swiftConf: sbx.swiftConf, logLevel, logDestination });
+      const { port } = await s.start();
+      try {
+        expect((await request(port, 'GET', '/sdb/1/a/c/o', P1)).status).toBe(404);
+        const r = await request(port, 'REPLICATE', '/sdb/1', P1);
+        expect(r.status).toBe(200);
+        expect(r.header('content-length')).toBe(String(r.body.length));
+      } finally {
+        await s.stop();
+      }
+      const access = lines.filter((l) => l.method !== undefined).map((l) => [l.level, l.method, l.status]);
+      expect(access, logLevel).toEqual(logLevel === 'INFO' ? [[30, 'GET', 404]] : [[30, 'GET', 404], [20, 'REPLICATE', 200]]);
+    }
+  });
+
   it('`fragmend object-server <conf>` serves until SIGTERM, logging JSON to log_file', async () => {
     const devices = sbx.devices('cli');
     const port = await freePort();

@@ -3,9 +3,9 @@
 // Inputs are pickled by CPython's own pickle module at every protocol, then damaged at random.
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { decodeHashPickle, decodeMetadataPickle } from '../../src/swift/direct-pickle.js';
+import { decodeHashPickle, decodeMetadataPickle, encodeHashPickle } from '../../src/swift/direct-pickle.js';
 import { metadataFromLoads, metadataFromPickle, metadataToPickle } from '../../src/swift/metadata.js';
-import { parseReplicatePickle, readHashes } from '../../src/swift/hashes.js';
+import { parseReplicatePickle, readHashes, replicatePickle, type SuffixHashes } from '../../src/swift/hashes.js';
 import { dumps, loads, PickleDict, PickleFloat, type PickleValue } from '../../src/swift/pickle.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -322,5 +322,68 @@ describe('decodeMetadataPickle', () => {
     const { decoded, declined } = fuzz(samples, 8000, 0x3c6ef372, metadataAgrees);
     expect(decoded).toBeGreaterThan(100);
     expect(declined).toBeGreaterThan(100);
+  });
+});
+
+describe('encodeHashPickle', () => {
+  /** what replicatePickle gave before it had a direct encoder */
+  const viaDumps = (h: Map<string, SuffixHashes | null>) => dumps(new PickleDict([...h].map(([s, x]) => [s, x ? new PickleDict([...x]) : null] as [string, PickleValue])), { protocol: 2 });
+
+  it('writes the bytes dumps() writes, for answers of every size and shape', () => {
+    const rnd = prngBelow(0x1b873593);
+    const md5 = () => Array.from({ length: 32 }, () => '0123456789abcdef'[rnd(16)]).join('');
+    const shared = md5();
+    const indexes = [0, 1, 5, 13, 255, 256, 65535, 65536, 2 ** 31 - 1, -1, -(2 ** 31)];
+    const sizes = [0, 1, 2, 3, 10, 90, 255, 256, 999, 1000, 1001, 2000, 2500];
+    let decoded = 0;
+    for (const size of sizes) {
+      for (let round = 0; round < 3; round++) {
+        const h = new Map<string, SuffixHashes | null>();
+        for (let i = 0; i < size; i++) {
+          const suffix = (0x1000 + i * 7).toString(16).slice(-3) + (i >= 4096 ? String(i) : '');
+          const r = rnd(10);
+          if (r === 0) h.set(suffix, null);
+          else if (r === 1) h.set(suffix, new Map());
+          else {
+            const inner: SuffixHashes = new Map();
+            if (rnd(5)) inner.set(null, rnd(3) ? md5() : shared);
+            for (let j = rnd(3); j > 0; j--) inner.set(indexes[rnd(indexes.length)]!, rnd(4) ? md5() : shared);
+            // an inner dict of 1000 and more items, batched like the outer one
+            if (size === 2 && round === 2) for (let j = 0; j < 1000; j++) inner.set(j, md5());
+            h.set(suffix, inner);
+          }
+        }
+        const direct = encodeHashPickle(h);
+        expect(direct, `size ${size}`).toBeDefined();
+        expect(Buffer.from(direct!).equals(Buffer.from(viaDumps(h))), `size ${size} round ${round}`).toBe(true);
+        expect(replicatePickle(h)).toEqual(direct);
+        // and it reads back as what was written
+        expect([...parseReplicatePickle(direct!)].map(([s, x]) => [s, x && [...x]])).toEqual([...h].map(([s, x]) => [s, x && [...x]]));
+        decoded++;
+      }
+    }
+    expect(decoded).toBe(sizes.length * 3);
+    // the last one-byte memo index (255) read back: entry 84's md5 is the 256th object memoized
+    // (the dict, then a suffix, its dict and its md5 per entry), and entry 85 refers to it
+    const h = new Map<string, SuffixHashes | null>();
+    for (let i = 0; i < 90; i++) h.set((0x100 + i).toString(16), new Map([[null, md5()]]));
+    const edge = [...h.values()][84]!.get(null)!;
+    [...h.values()][85]!.set(3, edge);
+    const bytes = encodeHashPickle(h)!;
+    expect(Buffer.from(bytes).equals(Buffer.from(viaDumps(h)))).toBe(true);
+    expect(Buffer.from(bytes).includes(Buffer.from([0x4b, 3, 0x68, 255]))).toBe(true);
+  });
+
+  it('leaves to dumps() what it does not cover, and replicatePickle still answers', () => {
+    const cases: Array<Map<string, SuffixHashes | null>> = [
+      new Map([['caf\u00e9', null]]),
+      new Map([['abc', new Map([[null, 'm\u00e9']])]]),
+      new Map([['abc', new Map([[2 ** 31, 'x']])]]),
+      new Map([['abc', new Map([[1.5, 'x']])]]),
+    ];
+    for (const h of cases) {
+      expect(encodeHashPickle(h)).toBeUndefined();
+      expect(Buffer.from(replicatePickle(h)).equals(Buffer.from(viaDumps(h)))).toBe(true);
+    }
   });
 });
