@@ -7,10 +7,10 @@
 // methods, and SSYNC needs a full-duplex chunked exchange whose failure mode is a connection
 // dropped without the final chunk.
 import { createHash, randomBytes } from 'node:crypto';
-import { createWriteStream, readSync, statSync } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
+import { createWriteStream, openSync, readSync, statSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
+import { OpenFile } from '../swift/afs.js';
 import { pino, type DestinationStream, type Logger } from 'pino';
 import { configTrueValue, ConfigError, OptionReader, readConf, type Conf } from '../swift/conf.js';
 import {
@@ -669,8 +669,36 @@ class ResponseWriter {
     }
   }
 
+  /**
+   * Sends a plain (not chunked) body piece and resolves once the socket has let go of it, so the
+   * caller may fill the same memory again: a GET then reads its whole file through one buffer.
+   */
+  sendReusable(data: Uint8Array): Promise<void> {
+    if (!this.alive) return Promise.reject(new SourceReadError('client disconnected'));
+    this.bytesSent += data.length;
+    return new Promise<void>((resolve, reject) => {
+      this.socket.write(data, (err) => (err ? reject(new SourceReadError(`client disconnected: ${err.message}`)) : resolve()));
+    });
+  }
+
   async end(): Promise<void> {
     if (this.chunked && this.alive) await this.send('0\r\n\r\n');
+  }
+}
+
+/** Equal-sized buffers kept for reuse, up to `keep` of them; a request of another size gets a new one. */
+class BufferPool {
+  private readonly free: Buffer[] = [];
+  constructor(private readonly keep: number) {}
+
+  take(size: number): Buffer {
+    const b = this.free.pop();
+    if (b && b.length === size) return b;
+    return Buffer.allocUnsafeSlow(size);
+  }
+
+  give(b: Buffer): void {
+    if (this.free.length < this.keep) this.free.push(b);
   }
 }
 
@@ -779,7 +807,7 @@ async function readRequestHead(input: SocketInput, socket: Socket, idleTimeoutMs
 
 /** A file range streamed from disk as a response body. */
 interface FileBody {
-  fh: FileHandle;
+  fh: OpenFile;
   start: number;
   /** Exclusive. */
   end: number;
@@ -850,6 +878,8 @@ export class ObjectServer {
   private mgr: ECDiskFileManager | null = null;
   private server: Server | null = null;
   private readonly sockets = new Set<Socket>();
+  /** Buffers GETs read files into, kept between requests. */
+  private readonly readBuffers = new BufferPool(8);
   private readonly semaphore: CountingSemaphore | null;
   private readonly allowed: Set<string>;
   private activeSessions = 0;
@@ -1005,7 +1035,7 @@ export class ObjectServer {
       try {
         if (!isHead) await this.streamFile(f, res);
       } finally {
-        await f.fh.close().catch(() => undefined);
+        f.fh.closeSync();
       }
       return;
     }
@@ -1032,19 +1062,30 @@ export class ObjectServer {
     // 1 MiB segment) cost a quarter of 64 KiB ones. Plain reads, as Swift's object server
     // makes them (blocking its worker for the read): a read through the thread pool costs
     // twice the CPU of a page-cache copy, and a GET is mostly that copy.
+    //
+    // Each read lands in a buffer kept for reuse: a fresh one per read made the kernel fault in
+    // and zero new pages for every copy, which cost more than the copy itself. The buffer goes
+    // back to the server's free list only once the socket has let go of the last piece sent
+    // from it; one the socket may still hold (the client went away mid-send) is left to the GC.
     const size = Math.max(this.options.diskChunkSize, 256 * 1024);
     const whole = f.start === 0 && !!f.verify;
     const md5 = whole ? createHash('md5') : null;
     let pos = f.start;
-    while (pos < f.end) {
-      // a fresh buffer each time: the socket may still hold the last one
-      const buf = Buffer.allocUnsafeSlow(Math.min(size, f.end - pos));
-      const bytesRead = readSync(f.fh.fd, buf, 0, buf.length, pos);
-      if (!bytesRead) break;
-      const chunk = bytesRead === buf.length ? buf : buf.subarray(0, bytesRead);
-      md5?.update(chunk);
-      await res.write(chunk);
-      pos += bytesRead;
+    const buf = this.readBuffers.take(size);
+    let reusable = true;
+    try {
+      while (pos < f.end) {
+        const bytesRead = readSync(f.fh.fd, buf, 0, Math.min(size, f.end - pos), pos);
+        if (!bytesRead) break;
+        const chunk = buf.subarray(0, bytesRead);
+        md5?.update(chunk);
+        reusable = false;
+        await res.sendReusable(chunk);
+        reusable = true;
+        pos += bytesRead;
+      }
+    } finally {
+      if (reusable) this.readBuffers.give(buf);
     }
     if (md5 && f.verify && pos === f.end) {
       // Past the last byte of the file: anything beyond f.end means the size changed under us.
@@ -1286,9 +1327,10 @@ export class ObjectServer {
       }
     }
     const headers = h.list();
-    let fh: FileHandle;
+    let fh: OpenFile;
     try {
-      fh = await open(df.dataFile!, 'r');
+      // a plain open, as the reads that follow are plain reads
+      fh = new OpenFile(openSync(df.dataFile!, 'r'));
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { status: 404 };
       throw e;

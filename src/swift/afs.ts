@@ -41,6 +41,17 @@ export class OpenFile {
     return writeFd(this.fd, data);
   }
 
+  /** Closes the file now (a plain call); a second close does nothing, nor does a failing one. */
+  closeSync(): void {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      fs.closeSync(this.fd);
+    } catch {
+      /* nothing to do about it */
+    }
+  }
+
   /** Closes the file; a second close does nothing. */
   async close(): Promise<void> {
     if (this.closed) return;
