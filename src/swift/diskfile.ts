@@ -2,8 +2,8 @@
 // <hash>/<files>, with tmp-N for writes in flight and quarantined/objects-N for bad objects.
 // Writes are atomic (temp file, xattrs, fsync, rename, directory fsync); EC data becomes
 // durable by a rename to #d; cleanup, reclaim and purge follow ECDiskFileManager.
-import { readdirSync, statSync, writeSync } from 'node:fs';
-import { open, readdir, rename, rmdir, stat, type OpenFile } from './afs.js';
+import { openSync, readdirSync, renameSync, statSync, writeSync } from 'node:fs';
+import { open, readdir, rename, rmdir, stat, OpenFile } from './afs.js';
 import { fsyncDir, isFileOlder, isMountSync, makeDirs, removeFile, renamer } from './fsutil.js';
 import { basename, dirname, join } from 'node:path';
 import { hashPath } from './hash-path.js';
@@ -572,9 +572,9 @@ export class ECDiskFileWriter {
   async open(): Promise<this> {
     if (this.fh) throw new DiskFileError('DiskFileWriter is already open');
     const dir = join(this.df.devPath, tmpDir(this.df.policy));
-    await makeDirs(dir);
+    makeDirs(dir);
     this.tmpPath = join(dir, `tmp${randomHex(6)}`);
-    this.fh = await open(this.tmpPath, 'wx', 0o600);
+    this.fh = new OpenFile(openSync(this.tmpPath, 'wx', 0o600));
     return this;
   }
 
@@ -627,7 +627,7 @@ export class ECDiskFileWriter {
     const from = join(df.datadir, makeOnDiskFilename(ts, '.data', { fragIndex: df.fragIndex }));
     const to = join(df.datadir, makeOnDiskFilename(ts, '.data', { fragIndex: df.fragIndex, durable: true }));
     try {
-      await rename(from, to);
+      renameSync(from, to);
       await fsyncDir(df.datadir);
     } catch (e) {
       if (errno(e) === 'ENOENT') {
@@ -644,7 +644,7 @@ export class ECDiskFileWriter {
   /** Closes; a file never put is removed, so nothing half-written is ever left behind. */
   async close(): Promise<void> {
     if (this.fh) {
-      await this.fh.close().catch(() => undefined);
+      this.fh.closeSync();
       this.fh = null;
     }
     if (this.tmpPath && !this.putSucceeded) await removeFile(this.tmpPath);

@@ -2,7 +2,7 @@
 // {suffix: {None: md5, fi: md5} | None, 'valid': bool, 'updated': float}) and hashes.invalid
 // (suffixes appended one per line, folded into hashes.pkl by consolidate), both under the
 // partition's .lock so a Swift object server on the same disk never sees a torn update.
-import { readFileSync, statSync } from 'node:fs';
+import { appendFileSync, readFileSync, statSync } from 'node:fs';
 import { open, readFile, writeFile } from './afs.js';
 import { basename, dirname, join } from 'node:path';
 import { renamer } from './fsutil.js';
@@ -149,14 +149,8 @@ export async function consolidateHashes(partPath: string): Promise<HashesState> 
 /** Marks a suffix for rehashing: appends it to hashes.invalid under the partition lock. */
 export async function invalidateHash(suffixDir: string): Promise<void> {
   const partPath = dirname(suffixDir);
-  await withLock(partPath, async () => {
-    const fh = await open(join(partPath, HASH_INVALIDATIONS_FILE), 'a');
-    try {
-      await fh.writeFile(basename(suffixDir) + '\n');
-    } finally {
-      await fh.close();
-    }
-  });
+  // a plain append, as Swift makes it: one short write under a lock taken with plain calls
+  await withLock(partPath, () => appendFileSync(join(partPath, HASH_INVALIDATIONS_FILE), basename(suffixDir) + '\n'));
 }
 
 export function hashesEqual(a: HashesState, b: HashesState): boolean {

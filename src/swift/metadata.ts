@@ -122,10 +122,10 @@ function xattrError(e: unknown, path: string): Error {
   return e as Error;
 }
 
-async function getXattr(path: string, name: string): Promise<Uint8Array | null> {
+function getXattr(path: string, name: string): Uint8Array | null {
   try {
-    const v = await xattr().getAttribute(path, name);
-    return v ? new Uint8Array(v) : null;
+    const v = xattr().getAttributeSync(path, name);
+    return v ? new Uint8Array(v.buffer, v.byteOffset, v.length) : null;
   } catch (e) {
     const msg = String((e as Error).message ?? e);
     if (/ENODATA|ENOATTR|No data available|not found/i.test(msg)) return null;
@@ -133,19 +133,28 @@ async function getXattr(path: string, name: string): Promise<Uint8Array | null> 
   }
 }
 
+// The xattr calls are plain calls, as Swift makes them: each is one quick system call on an
+// inode the read or write at hand has just looked up, where a thread-pool round trip costs
+// several system calls, two thread switches and a promise.
+
 /** Raw pickle bytes and stored checksum of a file (null when the file has no metadata). */
 export async function readRawMetadata(path: string): Promise<{ pickle: Uint8Array; checksum: string | null } | null> {
-  const names = new Set((await xattr().listAttributes(path).catch((e: unknown) => Promise.reject(xattrError(e, path)))) ?? []);
+  let names: Set<string>;
+  try {
+    names = new Set(xattr().listAttributesSync(path) ?? []);
+  } catch (e) {
+    throw xattrError(e, path);
+  }
   const parts: Uint8Array[] = [];
   for (let key = 0; names.has(key ? `${METADATA_KEY}${key}` : METADATA_KEY); key++) {
-    const part = await getXattr(path, key ? `${METADATA_KEY}${key}` : METADATA_KEY);
+    const part = getXattr(path, key ? `${METADATA_KEY}${key}` : METADATA_KEY);
     if (!part) break;
     parts.push(part);
   }
   if (!parts.length) return null;
-  const pickle = Buffer.concat(parts);
-  const sum = names.has(METADATA_CHECKSUM_KEY) ? await getXattr(path, METADATA_CHECKSUM_KEY) : null;
-  return { pickle: new Uint8Array(pickle), checksum: sum ? Buffer.from(sum).toString('ascii') : null };
+  const pickle = parts.length === 1 ? parts[0]! : new Uint8Array(Buffer.concat(parts));
+  const sum = names.has(METADATA_CHECKSUM_KEY) ? getXattr(path, METADATA_CHECKSUM_KEY) : null;
+  return { pickle, checksum: sum ? Buffer.from(sum.buffer, sum.byteOffset, sum.length).toString('ascii') : null };
 }
 
 /** Swift's read_metadata: checksum verified when present. */
@@ -167,9 +176,9 @@ export async function writeMetadata(path: string, md: Metadata): Promise<void> {
   try {
     let key = 0;
     for (let off = 0; off < pickle.length; off += XATTR_SIZE, key++) {
-      await xattr().setAttribute(path, key ? `${METADATA_KEY}${key}` : METADATA_KEY, Buffer.from(pickle.subarray(off, off + XATTR_SIZE)));
+      xattr().setAttributeSync(path, key ? `${METADATA_KEY}${key}` : METADATA_KEY, pickle.subarray(off, off + XATTR_SIZE));
     }
-    await xattr().setAttribute(path, METADATA_CHECKSUM_KEY, Buffer.from(md5Hex(pickle), 'ascii'));
+    xattr().setAttributeSync(path, METADATA_CHECKSUM_KEY, md5Hex(pickle));
   } catch (e) {
     throw xattrError(e, path);
   }
