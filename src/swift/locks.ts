@@ -3,7 +3,6 @@
 // and reconstructor take: a Swift process on the same disk must see our locks and we theirs.
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { setTimeout as sleep } from 'node:timers/promises';
 
 interface FsExt {
   flockSync(fd: number, flags: 'ex' | 'exnb' | 'sh' | 'shnb' | 'un'): void;
@@ -46,6 +45,34 @@ export interface LockOptions {
   limit?: number;
 }
 
+/**
+ * Who in this process waits for a lock (by its first file's path). A release here wakes them
+ * at once: between processes the lock can only be polled, as Swift polls it, but a waiter in
+ * the same process (an object server's sessions queueing for a device) need not sleep out its
+ * poll interval while the lock sits free.
+ */
+const waiting = new Map<string, Set<() => void>>();
+
+function pauseOrWake(base: string, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    let set = waiting.get(base);
+    if (!set) waiting.set(base, (set = new Set()));
+    const wake = () => {
+      clearTimeout(timer);
+      set!.delete(wake);
+      if (!set!.size && waiting.get(base) === set) waiting.delete(base);
+      resolve();
+    };
+    const timer = setTimeout(wake, ms);
+    set.add(wake);
+  });
+}
+
+function wakeWaiters(base: string): void {
+  const set = waiting.get(base);
+  if (set) for (const wake of [...set]) wake();
+}
+
 /** Takes the lock and returns its release function. */
 export async function acquireLock(directory: string, opts: LockOptions = {}): Promise<() => void> {
   const timeout = opts.timeout ?? DEFAULT_LOCK_TIMEOUT;
@@ -69,12 +96,13 @@ export async function acquireLock(directory: string, opts: LockOptions = {}): Pr
           if (released) return;
           released = true;
           closeAll();
+          wakeWaiters(base);
         };
       }
       const waited = Date.now() - started;
       if (waited >= timeout * 1000) throw new LockTimeout(timeout, base);
       if (waited > slowdownAt) pause = slower;
-      await sleep(Math.min(pause, timeout * 1000 - waited + 1));
+      await pauseOrWake(base, Math.min(pause, timeout * 1000 - waited + 1));
     }
   } catch (e) {
     closeAll();
