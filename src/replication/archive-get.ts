@@ -4,6 +4,13 @@
 // writes; through node:http every socket read is a fresh buffer outside V8's heap that lives
 // until a collection, so the process grows with the stream and spends its time allocating.
 // Here a response owns a single fragment-sized buffer for its whole life.
+//
+// The connections are kept: a rebuild asks the same few peers for one archive after another,
+// and a connection per GET costs both ends more than a small archive's transfer (the handshake,
+// the server's accept and socket set-up, the teardown). A connection goes back to the pool only
+// when its response was read to the last byte of its Content-Length, with nothing beyond it,
+// and the server did not say it would close; a request on a kept connection that the server
+// has meanwhile closed is sent again on a new one.
 import type { Socket } from 'node:net';
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { connectWithin, hostOf, parseResponseHead, PeerTimeout, requestHead } from './peers.js';
@@ -39,6 +46,93 @@ export interface ArchiveGetRequest {
 
 const MAX_HEAD = 1024 * 1024;
 const SPARE = 64 * 1024;
+/** an idle connection older than this is closed rather than reused (servers time theirs out) */
+const IDLE_MS = 20_000;
+const IDLE_PER_PEER = 8;
+
+/** A kept connection; its socket's events go to the response using it, if any. */
+interface GetConn {
+  socket: Socket;
+  key: string;
+  owner: ArchiveGet | null;
+  /** when it went idle */
+  since: number;
+}
+
+const idleConns = new Map<string, GetConn[]>();
+
+function takeIdle(key: string): GetConn | null {
+  const list = idleConns.get(key);
+  const now = Date.now();
+  while (list?.length) {
+    const c = list.pop()!;
+    if (!c.socket.destroyed && now - c.since < IDLE_MS) {
+      c.socket.ref();
+      return c;
+    }
+    c.socket.destroy();
+  }
+  return null;
+}
+
+function keepIdle(c: GetConn): void {
+  let list = idleConns.get(c.key);
+  if (!list) idleConns.set(c.key, (list = []));
+  if (list.length >= IDLE_PER_PEER) {
+    c.socket.destroy();
+    return;
+  }
+  c.owner = null;
+  c.since = Date.now();
+  // an idle connection keeps no process alive, and reads on: a hang-up (or anything unasked)
+  // drops it at once
+  c.socket.setTimeout(0);
+  c.socket.unref();
+  c.socket.resume();
+  list.push(c);
+}
+
+function dropIdle(c: GetConn): void {
+  const list = idleConns.get(c.key);
+  const i = list ? list.indexOf(c) : -1;
+  if (i >= 0) list!.splice(i, 1);
+  c.socket.destroy();
+}
+
+/** Closes every kept connection (those in use close with their responses). */
+export function closeIdleArchiveConnections(): void {
+  for (const list of idleConns.values()) for (const c of list) c.socket.destroy();
+  idleConns.clear();
+}
+
+/** The peer closed a kept connection before any of the response came. */
+class StaleConnection extends Error {}
+
+/**
+ * Fragment-sized buffers kept between rebuilds. A fresh buffer per response means fresh pages,
+ * which the kernel faults in and zeroes on the first read into them: for a rebuild's k reads
+ * of a segment, more than the copies themselves. A buffer comes back when its reader closes.
+ */
+const freeBuffers: Buffer[] = [];
+const KEEP_BUFFERS = 16;
+
+/** A buffer of at least n bytes, from the free list when one is big enough. */
+export function takeBuffer(n: number): Buffer {
+  for (let i = freeBuffers.length - 1; i >= 0; i--) {
+    const b = freeBuffers[i]!;
+    if (b.length >= n) {
+      freeBuffers[i] = freeBuffers[freeBuffers.length - 1]!;
+      freeBuffers.pop();
+      return b;
+    }
+  }
+  return Buffer.allocUnsafeSlow(n);
+}
+
+/** Gives back a buffer from takeBuffer; nothing may use it afterwards. */
+export function giveBuffer(b: Buffer | null): void {
+  if (b && freeBuffers.length < KEEP_BUFFERS && !freeBuffers.includes(b)) freeBuffers.push(b);
+}
 
 /**
  * One GET, read in place. `getArchive` resolves once the headers are in; the body is then
@@ -50,7 +144,12 @@ export class ArchiveGet implements FragmentReader {
   readonly headers: Record<string, string> = {};
   contentLength = -1;
 
-  private socket!: Socket;
+  private conn: GetConn | null = null;
+  private reused = false;
+  /** the server keeps the connection open after this response */
+  private keepAlive = false;
+  /** bytes came beyond the Content-Length: the connection is out of step */
+  private overrun = false;
   private inHead = true;
   private head: Buffer = Buffer.allocUnsafe(16 * 1024);
   private headLen = 0;
@@ -69,34 +168,49 @@ export class ArchiveGet implements FragmentReader {
   private closed = false;
   private spare: Buffer | null = null;
   private onHead!: { resolve: () => void; reject: (e: Error) => void };
+  private headerTimeoutMs = 0;
+  /** ip:port, for messages */
+  private where = '';
 
   /** @internal use getArchive */
-  async start(req: ArchiveGetRequest): Promise<void> {
+  async start(req: ArchiveGetRequest, conn: GetConn | null): Promise<void> {
     let head: string;
     try {
-      head = requestHead('GET', req.path, req.ip, req.port, { ...req.headers, Connection: 'close' });
+      head = requestHead('GET', req.path, req.ip, req.port, req.headers);
     } catch (e) {
+      if (conn) keepIdle(conn);
       throw new ArchiveReadError((e as Error).message);
     }
-    const onread = { buffer: () => this.nextBuffer(), callback: (n: number, b: Uint8Array) => this.onRead(n, b) };
-    const socket = await connectWithin({ host: hostOf(req.ip), port: req.port, noDelay: true, onread }, req.connTimeoutMs, `${req.ip}:${req.port}`);
-    this.socket = socket;
+    this.reused = conn !== null;
+    const c = conn ?? (await openConn(req));
+    c.owner = this;
+    this.conn = c;
     return new Promise<void>((resolve, reject) => {
       this.onHead = { resolve, reject };
       // the socket's idle timer covers the wait for headers; reads have their caller's timer
-      socket.setTimeout(req.headerTimeoutMs, () => {
-        if (this.inHead) this.fail(new PeerTimeout(`timeout (${req.headerTimeoutMs / 1000}s) waiting for ${req.ip}:${req.port}`));
-      });
-      socket.on('error', (e) => this.fail(e));
-      socket.on('end', () => this.onEnd());
-      socket.on('close', () => this.onEnd());
+      this.headerTimeoutMs = req.headerTimeoutMs;
+      this.where = `${req.ip}:${req.port}`;
+      c.socket.setTimeout(req.headerTimeoutMs);
+      c.socket.resume();
       // not end(): some servers drop a response once the client has half-closed
-      socket.write(head, 'latin1');
+      c.socket.write(head, 'latin1');
     });
   }
 
-  /** Where the kernel writes the next read (net calls this after every read). */
-  private nextBuffer(): Uint8Array {
+  /** @internal the connection's socket went quiet for its timeout */
+  onTimeout(): void {
+    if (this.inHead) this.fail(new PeerTimeout(`timeout (${this.headerTimeoutMs / 1000}s) waiting for ${this.where}`));
+  }
+
+  /** @internal */
+  onError(e: Error): void {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (this.reused && this.inHead && this.headLen === 0 && (code === 'ECONNRESET' || code === 'EPIPE')) this.fail(new StaleConnection());
+    else this.fail(e);
+  }
+
+  /** @internal Where the kernel writes the next read (net calls this after every read). */
+  nextBuffer(): Uint8Array {
     if (this.inHead) {
       if (this.headLen === this.head.length && this.head.length < MAX_HEAD) {
         const bigger = Buffer.allocUnsafe(Math.min(MAX_HEAD, this.head.length * 4));
@@ -119,13 +233,23 @@ export class ArchiveGet implements FragmentReader {
     return (this.spare ??= Buffer.allocUnsafe(SPARE));
   }
 
-  /** Returns false to pause the socket. */
-  private onRead(n: number, b: Uint8Array): boolean {
+  /** @internal Returns false to pause the socket. */
+  onRead(n: number, b: Uint8Array): boolean {
     if (this.closed) return false;
     if (this.inHead) {
       if (b.buffer !== this.head.buffer || b.byteOffset !== this.head.byteOffset + this.headLen) {
-        this.fail(new ArchiveReadError(`response headers over ${MAX_HEAD} bytes`));
-        return false;
+        // landed elsewhere: the head is full, or the read was set up before this response
+        // took the connection
+        if (this.headLen + n > MAX_HEAD) {
+          this.fail(new ArchiveReadError(`response headers over ${MAX_HEAD} bytes`));
+          return false;
+        }
+        if (this.headLen + n > this.head.length) {
+          const bigger = Buffer.allocUnsafe(Math.min(MAX_HEAD, Math.max(this.head.length * 4, this.headLen + n)));
+          this.head.copy(bigger, 0, 0, this.headLen);
+          this.head = bigger;
+        }
+        this.head.set(b.subarray(0, n), this.headLen);
       }
       const from = Math.max(0, this.headLen - 3);
       this.headLen += n;
@@ -138,9 +262,10 @@ export class ArchiveGet implements FragmentReader {
         return false;
       }
       this.inHead = false;
-      this.socket.setTimeout(0);
+      this.conn!.socket.setTimeout(0);
       const extra = this.head.subarray(end + 4, this.headLen);
       const body = extra.subarray(0, Math.max(0, Math.min(extra.length, this.contentLength)));
+      if (extra.length > body.length) this.overrun = true;
       if (body.length) this.queue(body); // a view of the old head buffer, which is not reused
       this.remaining = Math.max(0, this.contentLength - body.length);
       this.head = Buffer.alloc(0);
@@ -149,6 +274,7 @@ export class ArchiveGet implements FragmentReader {
     }
     const take = Math.min(n, this.remaining);
     this.remaining -= take;
+    if (n > take) this.overrun = true;
     const buf = this.buf;
     if (buf && this.waiter && b.buffer === buf.buffer && b.byteOffset === buf.byteOffset + this.filled) {
       // in place; a read that asked for less than was handed out keeps the rest aside
@@ -191,6 +317,11 @@ export class ArchiveGet implements FragmentReader {
     Object.assign(this.headers, head.headers);
     const te = this.headers['transfer-encoding'];
     const cl = this.headers['content-length'];
+    const connection = (this.headers.connection ?? '').toLowerCase();
+    this.keepAlive =
+      !te &&
+      cl !== undefined &&
+      (head.minor === 0 ? connection === 'keep-alive' : !connection.split(',').some((t) => t.trim() === 'close'));
     if (te && te.toLowerCase() !== 'identity') {
       if (this.statusCode === 200) throw new ArchiveReadError(`a ${te} body where an archive with a Content-Length was expected`);
       this.contentLength = 0;
@@ -208,7 +339,10 @@ export class ArchiveGet implements FragmentReader {
     if (this.waiter) return Promise.reject(new ArchiveReadError('a read is already pending'));
     const want = Math.min(n, this.queuedBytes + this.remaining);
     if (want <= 0) return Promise.resolve(new Uint8Array(0));
-    if (!this.buf || this.buf.length < want) this.buf = Buffer.allocUnsafeSlow(Math.max(want, n));
+    if (!this.buf || this.buf.length < want) {
+      giveBuffer(this.buf);
+      this.buf = takeBuffer(Math.max(want, n));
+    }
     const buf = this.buf;
     this.want = want;
     this.filled = 0;
@@ -225,7 +359,7 @@ export class ArchiveGet implements FragmentReader {
     if (this.ended || this.closed) return Promise.reject(new ArchiveReadError(`response ended ${this.remaining} bytes short of its Content-Length`));
     return new Promise<Uint8Array>((resolve, reject) => {
       this.waiter = { resolve, reject };
-      this.socket.resume();
+      this.conn?.socket.resume();
     });
   }
 
@@ -235,9 +369,11 @@ export class ArchiveGet implements FragmentReader {
     w?.reject(new ArchiveReadError(`response ended ${this.remaining} bytes short of its Content-Length`));
   }
 
-  private onEnd(): void {
+  /** @internal */
+  onEnd(): void {
+    this.keepAlive = false;
     if (this.inHead) {
-      this.fail(new ArchiveReadError('connection closed before the response headers'));
+      this.fail(this.reused && this.headLen === 0 ? new StaleConnection() : new ArchiveReadError('connection closed before the response headers'));
       return;
     }
     if (this.remaining > 0) this.ended = true;
@@ -257,15 +393,63 @@ export class ArchiveGet implements FragmentReader {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.socket?.destroy();
+    const c = this.conn;
+    this.conn = null;
+    if (c) {
+      c.owner = null;
+      const complete = !this.failure && !this.inHead && !this.ended && !this.overrun && this.remaining === 0;
+      if (complete && this.keepAlive) keepIdle(c);
+      else c.socket.destroy();
+    }
+    const w = this.waiter;
+    this.waiter = null;
+    w?.reject(new ArchiveReadError('response closed while a read was pending'));
+    // the socket reads into it no more
+    giveBuffer(this.buf);
+    this.buf = null;
   }
 }
 
-/** Sends the GET; resolves with the response once its headers are in. */
+/** Sends the GET (on a kept connection to the peer when there is one); resolves with the response once its headers are in. */
 export async function getArchive(req: ArchiveGetRequest): Promise<ArchiveGet> {
+  const kept = takeIdle(`${hostOf(req.ip)}:${req.port}`);
+  if (kept) {
+    const g = new ArchiveGet();
+    try {
+      await g.start(req, kept);
+      return g;
+    } catch (e) {
+      if (!(e instanceof StaleConnection)) throw e;
+    }
+  }
   const g = new ArchiveGet();
-  await g.start(req);
+  await g.start(req, null);
   return g;
+}
+
+/** where reads on a connection nobody is using land (they only drop it) */
+let unasked: Buffer | undefined;
+
+async function openConn(req: ArchiveGetRequest): Promise<GetConn> {
+  const host = hostOf(req.ip);
+  let conn: GetConn | null = null;
+  const onread = {
+    buffer: () => conn?.owner?.nextBuffer() ?? (unasked ??= Buffer.allocUnsafe(SPARE)),
+    callback: (n: number, b: Uint8Array) => {
+      if (conn?.owner) return conn.owner.onRead(n, b);
+      // bytes nobody asked for: the connection is out of step
+      if (conn) dropIdle(conn);
+      return false;
+    },
+  };
+  const socket = await connectWithin({ host, port: req.port, noDelay: true, onread }, req.connTimeoutMs, `${req.ip}:${req.port}`);
+  const c: GetConn = { socket, key: `${host}:${req.port}`, owner: null, since: 0 };
+  conn = c;
+  socket.on('error', (e) => (c.owner ? c.owner.onError(e) : dropIdle(c)));
+  socket.on('end', () => (c.owner ? c.owner.onEnd() : dropIdle(c)));
+  socket.on('close', () => (c.owner ? c.owner.onEnd() : dropIdle(c)));
+  socket.on('timeout', () => c.owner?.onTimeout());
+  return c;
 }
 
 /**
@@ -296,7 +480,10 @@ export class LocalArchive implements FragmentReader {
     if (this.closed) throw new ArchiveReadError('local archive closed');
     const want = Math.min(n, this.size - this.pos);
     if (want <= 0) return new Uint8Array(0);
-    if (!this.buf || this.buf.length < want) this.buf = Buffer.allocUnsafeSlow(Math.max(want, n));
+    if (!this.buf || this.buf.length < want) {
+      giveBuffer(this.buf);
+      this.buf = takeBuffer(Math.max(want, n));
+    }
     let got = 0;
     while (got < want) {
       const k = readSync(this.fd, this.buf, got, want - got, this.pos + got);
@@ -310,6 +497,8 @@ export class LocalArchive implements FragmentReader {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    giveBuffer(this.buf);
+    this.buf = null;
     try {
       closeSync(this.fd);
     } catch {

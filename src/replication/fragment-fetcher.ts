@@ -13,7 +13,7 @@ import { DiskFileError } from '../swift/ondisk.js';
 import type { Metadata } from '../swift/metadata.js';
 import type { StoragePolicy } from '../swift/policies.js';
 import { Timestamp } from '../swift/timestamp.js';
-import { getArchive, LocalArchive, type ArchiveGet, type FragmentReader } from './archive-get.js';
+import { getArchive, giveBuffer, LocalArchive, takeBuffer, type ArchiveGet, type FragmentReader } from './archive-get.js';
 import { backendPath, timeoutMs } from './peers.js';
 import type { ArchiveSource } from './ssync-sender.js';
 
@@ -233,6 +233,8 @@ async function* rebuiltSegments(
 ): AsyncGenerator<Uint8Array> {
   let set: FragmentSet | undefined;
   let out: Buffer | undefined;
+  /** the consumer holds out's last segment (stopped at the yield: it may still be sending it) */
+  let outHeld = false;
   try {
     for (;;) {
       let timer: NodeJS.Timeout | undefined;
@@ -254,12 +256,21 @@ async function* rebuiltSegments(
       // segment: whoever takes a segment has written it out before it asks for the next.
       set ??= ec.createFragmentSet(segmentSize);
       const view = ec.reconstructInto(frags, [targetIndex], set)[0]!;
-      if (!out || out.length < view.length) out = Buffer.allocUnsafeSlow(view.length);
+      if (!out || out.length < view.length) {
+        giveBuffer(out ?? null);
+        out = takeBuffer(view.length);
+      }
       out.set(view);
+      outHeld = true;
       yield out.subarray(0, view.length);
+      outHeld = false;
     }
   } finally {
     set?.dispose();
     for (const r of readers) r.close();
+    // A consumer that asked for the next segment has written out the last one. One that
+    // stopped while holding it (a failed send) may still have it queued on a socket: that
+    // buffer is left to the collector rather than handed to another rebuild.
+    if (!outHeld) giveBuffer(out ?? null);
   }
 }

@@ -7,12 +7,14 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { ArchiveReadError, getArchive, LocalArchive } from '../../src/replication/archive-get.js';
+import { ArchiveReadError, closeIdleArchiveConnections, getArchive, LocalArchive } from '../../src/replication/archive-get.js';
 import { PeerTimeout } from '../../src/replication/peers.js';
 
 interface Fake {
   port: number;
   requests: string[];
+  /** connections accepted so far */
+  connections: () => number;
   close(): Promise<void>;
 }
 
@@ -20,7 +22,9 @@ interface Fake {
 async function fake(answer: (sock: Socket, request: string) => void | Promise<void>): Promise<Fake> {
   const requests: string[] = [];
   const sockets = new Set<Socket>();
+  let accepted = 0;
   const server: Server = createServer((sock) => {
+    accepted++;
     sockets.add(sock);
     sock.on('close', () => sockets.delete(sock));
     sock.on('error', () => undefined);
@@ -41,6 +45,7 @@ async function fake(answer: (sock: Socket, request: string) => void | Promise<vo
   return {
     port,
     requests,
+    connections: () => accepted,
     close: () =>
       new Promise<void>((r) => {
         for (const s of sockets) s.destroy();
@@ -51,6 +56,7 @@ async function fake(answer: (sock: Socket, request: string) => void | Promise<vo
 
 const servers: Fake[] = [];
 afterEach(async () => {
+  closeIdleArchiveConnections();
   for (const s of servers.splice(0)) await s.close();
 });
 
@@ -84,7 +90,8 @@ describe('a GET read in place', () => {
     expect(s.requests[0]).toMatch(/^GET \/sda\/7\/a\/c\/o HTTP\/1\.1\r\n/);
     expect(s.requests[0]).toContain('\r\nX-Backend-Storage-Policy-Index: 1');
     expect(s.requests[0]).toContain(`\r\nHost: 127.0.0.1:${s.port}`);
-    expect(s.requests[0]).toContain('\r\nConnection: close');
+    // kept alive: HTTP/1.1's default, so no Connection header
+    expect(s.requests[0]).not.toMatch(/\r\nConnection:/i);
   });
 
   it('delivers a big body intact in fragment-sized reads, whatever the write sizes and the reader pauses', async () => {
@@ -210,6 +217,91 @@ describe('a GET read in place', () => {
 
   it('refuses header values that would split the request', async () => {
     await expect(get(1, { 'X-Evil': 'a\r\nX-Injected: 1' })).rejects.toThrow(/cannot be sent/);
+  });
+});
+
+describe('kept connections', () => {
+  const answerWith = (bodies: Buffer[], extra = '') => (sock: Socket) => {
+    const body = bodies.shift() ?? Buffer.alloc(0);
+    sock.write(Buffer.concat([Buffer.from(head200(body.length, extra)), body]));
+  };
+
+  it('a response read to its end leaves its connection for the next GET to the peer', async () => {
+    const bodies = [randomBytes(70_000), randomBytes(5), randomBytes(300_000)];
+    const want = bodies.slice();
+    const s = await fake(answerWith(bodies));
+    servers.push(s);
+    for (const body of want) {
+      const r = await get(s.port);
+      expect(Buffer.compare(await readAll(r, 65_536), body)).toBe(0);
+      r.close();
+    }
+    expect(s.requests).toHaveLength(3);
+    expect(s.connections()).toBe(1);
+  });
+
+  it('is not reused after a response read in part, one the server closes, or one with bytes beyond its length', async () => {
+    const s = await fake((sock, req) => {
+      const n = s.requests.length;
+      // half the body, then nothing: the reader gives up on the rest
+      if (n === 1) sock.write(Buffer.concat([Buffer.from(head200(1000)), randomBytes(500)]));
+      else if (n === 2) sock.write(Buffer.concat([Buffer.from(head200(10, 'Connection: close\r\n')), randomBytes(10)]));
+      else if (n === 3) sock.write(Buffer.concat([Buffer.from(head200(10)), randomBytes(10), Buffer.from('junk')]));
+      else sock.write(Buffer.concat([Buffer.from(head200(3)), Buffer.from(req.slice(0, 3))]));
+    });
+    servers.push(s);
+    const partial = await get(s.port);
+    await partial.read(100);
+    const rest = partial.read(900);
+    partial.close();
+    await expect(rest).rejects.toThrow();
+    const closing = await get(s.port);
+    await readAll(closing, 100);
+    closing.close();
+    const overrun = await get(s.port);
+    await readAll(overrun, 100);
+    overrun.close();
+    const last = await get(s.port);
+    expect((await readAll(last, 100)).toString()).toBe('GET');
+    last.close();
+    expect(s.requests).toHaveLength(4);
+    expect(s.connections()).toBe(4);
+  });
+
+  it('a kept connection the peer has closed is replaced: the GET goes out again on a new one', async () => {
+    const s = await fake((sock) => {
+      const n = s.requests.length;
+      if (n === 2) {
+        // the peer drops the kept connection as the next request arrives
+        sock.destroy();
+        return;
+      }
+      sock.write(Buffer.concat([Buffer.from(head200(4)), Buffer.from(`r${n}..`)]));
+    });
+    servers.push(s);
+    const first = await get(s.port);
+    expect((await readAll(first, 100)).toString()).toBe('r1..');
+    first.close();
+    const second = await get(s.port);
+    expect((await readAll(second, 100)).toString()).toBe('r3..');
+    second.close();
+    expect(s.requests).toHaveLength(3);
+    expect(s.connections()).toBe(2);
+
+    // and one closed while idle is not taken at all
+    const idle = await fake(answerWith([Buffer.from('a'), Buffer.from('b')]));
+    servers.push(idle);
+    const a = await get(idle.port);
+    await readAll(a, 10);
+    a.close();
+    await idle.close();
+    servers.pop();
+    const again = await fake(answerWith([Buffer.from('c')]));
+    servers.push(again);
+    // a new server on another port; the old port's kept connection was dropped when it hung up
+    const c = await get(again.port);
+    expect((await readAll(c, 10)).toString()).toBe('c');
+    c.close();
   });
 });
 
