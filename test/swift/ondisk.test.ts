@@ -71,3 +71,37 @@ describe.runIf(swiftPythonEnabled())("locks interoperate with Swift's lock_path"
     await expect(acquireLock(dir, { timeout: 0.3 })).rejects.toBeInstanceOf(LockTimeout);
   });
 });
+
+describe('locks within one process', () => {
+  it('a release hands the lock to a waiter in the same process at once, not at its next poll', async () => {
+    const dir = join(root, 'wake');
+    const release = await acquireLock(dir);
+    // With a 60 s timeout the waiter polls every 10 ms for 600 ms, then every 600 ms: released
+    // at 700 ms, a poll alone would find it free at about 1200 ms.
+    const t0 = performance.now();
+    const waiter = acquireLock(dir, { timeout: 60 }).then((r) => ({ r, at: performance.now() - t0 }));
+    await new Promise((r) => setTimeout(r, 700));
+    const releasedAt = performance.now() - t0;
+    release();
+    const { r, at } = await waiter;
+    r();
+    expect(at - releasedAt).toBeLessThan(250);
+  });
+
+  it('of several waiters woken by one release, exactly one gets the lock', async () => {
+    const dir = join(root, 'slots');
+    const first = await acquireLock(dir);
+    const order: number[] = [];
+    const waiters = [1, 2, 3].map((i) => acquireLock(dir, { timeout: 10 }).then((r) => (order.push(i), r)));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(order).toEqual([]);
+    first();
+    for (let n = 1; n <= 3; n++) {
+      while (order.length < n) await new Promise((r) => setTimeout(r, 5));
+      // while it is held, nobody else gets in
+      await new Promise((r) => setTimeout(r, 60));
+      expect(order).toHaveLength(n);
+      (await waiters[order[n - 1]! - 1]!)();
+    }
+  });
+});
