@@ -88,6 +88,45 @@ describe('object server HTTP: streaming and broken clients', () => {
     expect((await request(ours.port, 'HEAD', '/sdb/1/a/c/big', P1)).status).toBe(200);
   });
 
+  it('GETs at once, fast, slow and abandoned, each get their own bytes from the reused read buffers', async () => {
+    const bodies = [0, 1, 2, 3, 4, 5].map((k) => {
+      const b = Buffer.alloc((6 << 20) + k * 4099);
+      for (let i = 0; i + 4 <= b.length; i += 4) b.writeUInt32LE(((i + 1) * (2654435761 + k * 40503)) >>> 0, i);
+      return b;
+    });
+    for (const [k, b] of bodies.entries()) expect((await request(ours.port, 'PUT', `/sdb/1/a/c/many${k}`, putHeaders(T(10 + k), b.length), b)).status).toBe(201);
+    /** A raw GET read at its own pace; a vanishing one leaves after 1 MiB. */
+    const rawGet = (k: number, pauseMs: number, vanish = false) =>
+      new Promise<Buffer>((resolve) => {
+        const s = connect(ours.port, '127.0.0.1', () => s.write(`GET /sdb/1/a/c/many${k} HTTP/1.1\r\nX-Backend-Storage-Policy-Index: 1\r\nConnection: close\r\n\r\n`));
+        const parts: Buffer[] = [];
+        let n = 0;
+        let events = 0;
+        s.on('data', (d: Buffer) => {
+          parts.push(d);
+          n += d.length;
+          if (vanish && n > 1 << 20) s.destroy();
+          else if (pauseMs && events++ < 40) {
+            // slow enough that the server's sends queue up behind the socket
+            s.pause();
+            setTimeout(() => s.resume(), pauseMs);
+          }
+        });
+        s.on('close', () => {
+          const all = Buffer.concat(parts);
+          resolve(all.subarray(all.indexOf('\r\n\r\n') + 4));
+        });
+      });
+    for (let round = 0; round < 2; round++) {
+      const got = await Promise.all([rawGet(0, 0), rawGet(1, 20), rawGet(2, 0, true), rawGet(3, 10), rawGet(4, 0), rawGet(5, 30, true), rawGet(1, 0)]);
+      for (const [i, k] of [0, 1, 3, 4, 1].entries()) {
+        const body = got[[0, 1, 3, 4, 6][i]!]!;
+        expect(body.length).toBe(bodies[k]!.length);
+        expect(Buffer.compare(body, bodies[k]!)).toBe(0);
+      }
+    }
+  });
+
   it('keeps a connection alive across requests', async () => {
     const out = await new Promise<string>((resolve) => {
       const s = connect(ours.port, '127.0.0.1', () => {
