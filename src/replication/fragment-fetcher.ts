@@ -218,7 +218,13 @@ export async function rebuildFragmentArchive(req: RebuildRequest): Promise<Archi
   delete metadata.ETag;
   delete metadata.Etag;
   const contentLength = Number(req.localMetadata['Content-Length']);
-  return { metadata, contentLength, body: rebuiltSegments(chosen, ec, targetIndex, policy.ec!.fragmentSize, policy.ec!.segmentSize, req.nodeTimeout, req.name, logger) };
+  return {
+    metadata,
+    contentLength,
+    body: rebuiltSegments(chosen, ec, targetIndex, policy.ec!.fragmentSize, policy.ec!.segmentSize, req.nodeTimeout, req.name, logger),
+    // (the segments' own end closes them too; a second close does nothing)
+    discard: () => chosen.forEach((r) => r.close()),
+  };
 }
 
 async function* rebuiltSegments(

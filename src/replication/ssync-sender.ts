@@ -54,6 +54,11 @@ export interface ArchiveSource {
   metadata: Metadata;
   contentLength: number;
   body: AsyncIterable<Uint8Array>;
+  /**
+   * Lets go of what the body would have read from (connections, files) when it is not read
+   * to its end; nothing once it has been.
+   */
+  discard?: () => void;
 }
 
 export interface SsyncOptions {
@@ -151,40 +156,72 @@ export async function ssyncSend(mgr: ECDiskFileManager, job: SsyncJob, node: Ssy
     }
 
     // updates
+    //
+    // With a rebuild, the next wanted object's archive is asked of the peers while this one's
+    // streams: a small archive's rebuild is mostly the wait for the peers' answers, and the
+    // receiver holds its device for the whole session.
     await conn.sendChunk(`${UPDATES_START}\r\n`, timeoutMs(opts.nodeTimeout), 'updates start');
-    for (const [hash, want] of wanted) {
+    const entries = [...wanted];
+    const prepare = (i: number): Prepared => {
+      const [hash, want] = entries[i]!;
       const df = mgr.diskFileFromHash(job.devPath, job.partition, hash, job.policy, { fragIndex: job.fragIndex, fragPrefs, openExpired: true });
-      try {
+      const source = (async () => {
         await df.open();
-        const name = df.objectName!;
-        if (want.data) {
-          const durable = df.durableTimestamp !== null && df.durableTimestamp.equals(df.dataTimestamp);
-          const source = opts.rebuild ? await opts.rebuild(df) : localArchive(df);
-          await sendPut(conn, name, source, durable, opts);
-          result.sent++;
-        }
-        if (want.meta && !df.dataTimestamp.equals(df.timestamp)) {
-          await conn.sendChunk(encodeSubrequestHead('POST', name, df.metafileMetadata), timeoutMs(opts.nodeTimeout), 'send_post');
-          result.sent++;
-        }
-      } catch (e) {
-        if (e instanceof DiskFileDeleted) {
-          if (want.data && df.objectName) {
-            await conn.sendChunk(encodeSubrequestHead('DELETE', df.objectName, { 'X-Timestamp': e.timestamp.internal }), timeoutMs(opts.nodeTimeout), 'send_delete');
-            result.sent++;
-          } else if (want.data) {
-            // A tombstone of a diskfile opened by hash has no name of its own in 2.30 either.
-            await conn.sendChunk(encodeSubrequestHead('DELETE', String(e.metadata.name ?? ''), { 'X-Timestamp': e.timestamp.internal }), timeoutMs(opts.nodeTimeout), 'send_delete');
+        return want.data && opts.rebuild ? opts.rebuild(df) : null;
+      })();
+      // its failure is handled in turn, below
+      source.catch(() => undefined);
+      return { hash, want, df, source };
+    };
+    let next: Prepared | null = entries.length ? prepare(0) : null;
+    try {
+      for (let i = 0; i < entries.length; i++) {
+        const { hash, want, df, source: prepared } = next!;
+        next = null;
+        const ahead = () => {
+          if (!next && i + 1 < entries.length) next = prepare(i + 1);
+        };
+        try {
+          const rebuilt = await prepared;
+          const name = df.objectName!;
+          if (want.data) {
+            const durable = df.durableTimestamp !== null && df.durableTimestamp.equals(df.dataTimestamp);
+            const source = rebuilt ?? localArchive(df);
+            if (rebuilt) ahead();
+            try {
+              await sendPut(conn, name, source, durable, opts);
+            } finally {
+              source.discard?.();
+            }
             result.sent++;
           }
-        } else if (e instanceof DiskFileError) {
-          // Not sent, so not in sync: a revert must not purge it (Swift would).
-          result.inSync.delete(hash);
-          opts.logger?.warn(`ssync skipped ${hash}: ${(e as Error).message}`);
-        } else {
-          throw e;
+          if (want.meta && !df.dataTimestamp.equals(df.timestamp)) {
+            await conn.sendChunk(encodeSubrequestHead('POST', name, df.metafileMetadata), timeoutMs(opts.nodeTimeout), 'send_post');
+            result.sent++;
+          }
+        } catch (e) {
+          if (e instanceof DiskFileDeleted) {
+            if (want.data && df.objectName) {
+              await conn.sendChunk(encodeSubrequestHead('DELETE', df.objectName, { 'X-Timestamp': e.timestamp.internal }), timeoutMs(opts.nodeTimeout), 'send_delete');
+              result.sent++;
+            } else if (want.data) {
+              // A tombstone of a diskfile opened by hash has no name of its own in 2.30 either.
+              await conn.sendChunk(encodeSubrequestHead('DELETE', String(e.metadata.name ?? ''), { 'X-Timestamp': e.timestamp.internal }), timeoutMs(opts.nodeTimeout), 'send_delete');
+              result.sent++;
+            }
+          } else if (e instanceof DiskFileError) {
+            // Not sent, so not in sync: a revert must not purge it (Swift would).
+            result.inSync.delete(hash);
+            opts.logger?.warn(`ssync skipped ${hash}: ${(e as Error).message}`);
+          } else {
+            throw e;
+          }
         }
+        ahead();
       }
+    } finally {
+      // a session torn down with an archive asked for ahead: its answers are let go
+      if (next) void next.source.then((src) => src?.discard?.(), () => undefined);
     }
     await conn.sendChunk(`${UPDATES_END}\r\n`, timeoutMs(opts.nodeTimeout), 'updates end');
     await expectLine(reader, UPDATES_START, timeoutMs(opts.httpTimeout), 'updates start wait');
@@ -214,6 +251,14 @@ async function expectLine(reader: LineReader, expected: string, timeoutMs: numbe
     if (t === expected) return;
     if (t) throw new ReplicationError(`Unexpected response: ${JSON.stringify(t.slice(0, 1024))}`);
   }
+}
+
+/** A wanted object, opened, and its rebuild (when there is one) under way. */
+interface Prepared {
+  hash: string;
+  want: { data: boolean; meta: boolean };
+  df: ECDiskFile;
+  source: Promise<ArchiveSource | null>;
 }
 
 function localArchive(df: ECDiskFile): ArchiveSource {

@@ -1,0 +1,160 @@
+// The SSYNC sender asks for the next wanted object's rebuild while the current one streams.
+// Into fragmend's own receiver: every object arrives, in order and intact, and the next rebuild
+// has been asked for before the current body ends; a rebuild that fails skips its object only;
+// a session torn down with a rebuild asked for ahead lets go of it.
+import { createServer, type Server } from 'node:net';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ssyncSend, type ArchiveSource } from '../../src/replication/ssync-sender.js';
+import type { ObjectServer } from '../../src/server/object-server.js';
+import { DiskFileError, ECDiskFileManager, type ECDiskFile } from '../../src/swift/diskfile.js';
+import { Timestamp } from '../../src/swift/timestamp.js';
+import { makeSandbox, request, startOurServer, PREFIX, SUFFIX, type Sandbox } from '../server/harness.js';
+
+const PART = 3;
+const N = 5;
+
+describe('SSYNC sender: the next rebuild is asked for while the current archive streams', () => {
+  let sbx: Sandbox;
+  let mgr: ECDiskFileManager;
+  let ours: { server: ObjectServer; port: number };
+  let srcDev: string;
+  let suffixes: string[];
+  const servers: Server[] = [];
+  /** what the rebuilt archive of object i holds */
+  const bodyOf = (name: string) => Buffer.alloc(150_000 + name.length * 1000, name);
+
+  beforeAll(async () => {
+    sbx = makeSandbox('ahead');
+    const src = sbx.devices('src', ['sda']);
+    srcDev = join(src, 'sda');
+    mgr = new ECDiskFileManager({ devices: src, mountCheck: false, hashPrefix: PREFIX, hashSuffix: SUFFIX });
+    const found = new Set<string>();
+    for (let i = 0; i < N; i++) {
+      const df = mgr.diskFile(srcDev, PART, 'AUTH_t', 'c', `o${i}`, sbx.policy, { fragIndex: 1 });
+      const ts = new Timestamp(Date.now() / 1000 - 100 + i);
+      const w = df.writer();
+      await w.open();
+      await w.write(new Uint8Array(1000));
+      await w.put({
+        'X-Timestamp': ts.internal,
+        'Content-Length': '1000',
+        ETag: 'e',
+        'Content-Type': 'application/octet-stream',
+        'X-Object-Sysmeta-Ec-Frag-Index': '1',
+        'X-Object-Sysmeta-Ec-Etag': 'x',
+        'X-Object-Sysmeta-Ec-Content-Length': '4000',
+      });
+      await w.commit(ts);
+      await w.close();
+      found.add(df.hash.slice(-3));
+    }
+    suffixes = [...found];
+    ours = await startOurServer(sbx, sbx.devices('dst'));
+  });
+  afterAll(async () => {
+    for (const s of servers) s.close();
+    await ours?.server.stop();
+    sbx?.cleanup();
+  });
+
+  const job = () => ({ devPath: srcDev, partition: PART, policy: sbx.policy, fragIndex: 1, suffixes });
+  const opts = { connTimeout: 2, nodeTimeout: 2, httpTimeout: 2 };
+
+  /** A rebuild whose body streams in pieces with pauses, recording what happened when. */
+  const recorder = (fail: (name: string) => boolean = () => false) => {
+    const events: string[] = [];
+    const rebuild = async (df: ECDiskFile): Promise<ArchiveSource> => {
+      const name = df.objectName!.split('/').pop()!;
+      events.push(`rebuild ${name}`);
+      if (fail(name)) throw new DiskFileError(`no peers for ${name}`);
+      const body = bodyOf(name);
+      // (as a real rebuild's: the ETag is the receiver's to compute)
+      const { ETag: _etag, ...metadata } = df.datafileMetadata;
+      return {
+        metadata: { ...metadata, 'X-Object-Sysmeta-Ec-Frag-Index': '2' },
+        contentLength: body.length,
+        body: (async function* () {
+          for (let at = 0; at < body.length; at += 50_000) {
+            await new Promise((r) => setTimeout(r, 5));
+            yield body.subarray(at, at + 50_000);
+          }
+          events.push(`streamed ${name}`);
+        })(),
+        discard: () => events.push(`discard ${name}`),
+      };
+    };
+    return { events, rebuild };
+  };
+
+  it('sends every wanted object intact, asking for the next rebuild before the current body ends', async () => {
+    const { events, rebuild } = recorder();
+    const r = await ssyncSend(mgr, job(), { replication_ip: '127.0.0.1', replication_port: ours.port, device: 'sdb', backendIndex: 2 }, { ...opts, rebuild });
+    expect(r.error).toBeUndefined();
+    expect(r.success).toBe(true);
+    expect(r.sent).toBe(N);
+    const order = events.filter((e) => e.startsWith('rebuild')).map((e) => e.split(' ')[1]!);
+    expect(order).toHaveLength(N);
+    for (let i = 0; i + 1 < order.length; i++) {
+      expect(events.indexOf(`rebuild ${order[i + 1]}`)).toBeLessThan(events.indexOf(`streamed ${order[i]}`));
+    }
+    for (const name of order) {
+      const got = await request(ours.port, 'GET', `/sdb/${PART}/AUTH_t/c/${name}`, { 'X-Backend-Storage-Policy-Index': '1' });
+      expect(got.status).toBe(200);
+      expect(Buffer.compare(got.body, bodyOf(name))).toBe(0);
+    }
+  });
+
+  it('a rebuild that fails skips its object only', async () => {
+    const victim = 'o3';
+    // the receiver already has them all: empty it first
+    await ours.server.stop();
+    ours = await startOurServer(sbx, sbx.devices('dst2'));
+    const { rebuild } = recorder((name) => name === victim);
+    const r = await ssyncSend(mgr, job(), { replication_ip: '127.0.0.1', replication_port: ours.port, device: 'sdb', backendIndex: 2 }, { ...opts, rebuild });
+    expect(r.success).toBe(true);
+    expect(r.sent).toBe(N - 1);
+    expect(r.inSync.size).toBe(N - 1);
+    for (let i = 0; i < N; i++) {
+      const got = await request(ours.port, 'GET', `/sdb/${PART}/AUTH_t/c/o${i}`, { 'X-Backend-Storage-Policy-Index': '1' });
+      expect(got.status).toBe(`o${i}` === victim ? 404 : 200);
+    }
+  });
+
+  it('a session torn down mid-PUT lets go of the rebuild it had asked for ahead', async () => {
+    // a receiver that wants everything, then hangs up once a PUT has begun
+    const srv = createServer((sock) => {
+      let seen = '';
+      let stage = 0;
+      sock.on('error', () => undefined);
+      sock.on('data', (d) => {
+        seen += d.toString('latin1');
+        if (stage === 0 && seen.includes('\r\n\r\n')) {
+          stage = 1;
+          sock.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n\r\n\r\n');
+        }
+        if (stage === 1 && seen.includes(':MISSING_CHECK: END')) {
+          stage = 2;
+          const wanted = [...seen.matchAll(/([0-9a-f]{32}) /g)].map((m) => `${m[1]} dm\r\n`).join('');
+          const msg = `:MISSING_CHECK: START\r\n${wanted}:MISSING_CHECK: END\r\n`;
+          sock.write(`${msg.length.toString(16)}\r\n${msg}\r\n`);
+        }
+        if (stage === 2 && seen.includes('PUT /')) {
+          stage = 3;
+          setTimeout(() => sock.destroy(), 8);
+        }
+      });
+    });
+    servers.push(srv);
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    const { events, rebuild } = recorder();
+    const r = await ssyncSend(mgr, job(), { replication_ip: '127.0.0.1', replication_port: (srv.address() as { port: number }).port, device: 'sdb', backendIndex: 2 }, { ...opts, rebuild });
+    expect(r.success).toBe(false);
+    await new Promise((res) => setTimeout(res, 50));
+    const asked = events.filter((e) => e.startsWith('rebuild')).map((e) => e.split(' ')[1]!);
+    expect(asked).toHaveLength(2);
+    // the one being sent and the one asked for ahead are both let go
+    for (const name of asked) expect(events).toContain(`discard ${name}`);
+    expect(events.filter((e) => e.startsWith('streamed'))).toEqual([]);
+  });
+});
