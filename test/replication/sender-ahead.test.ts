@@ -2,7 +2,8 @@
 // Into fragmend's own receiver: every object arrives, in order and intact, and the next rebuild
 // has been asked for before the current body ends; a rebuild that fails skips its object only;
 // a session torn down with a rebuild asked for ahead lets go of it.
-import { createServer, type Server } from 'node:net';
+import type { Server } from 'node:net';
+import { fakeSsyncReceiver } from '../helpers/fake-ssync-receiver.js';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ssyncSend, type ArchiveSource } from '../../src/replication/ssync-sender.js';
@@ -123,32 +124,10 @@ describe('SSYNC sender: the next rebuild is asked for while the current archive 
 
   it('a session torn down mid-PUT lets go of the rebuild it had asked for ahead', async () => {
     // a receiver that wants everything, then hangs up once a PUT has begun
-    const srv = createServer((sock) => {
-      let seen = '';
-      let stage = 0;
-      sock.on('error', () => undefined);
-      sock.on('data', (d) => {
-        seen += d.toString('latin1');
-        if (stage === 0 && seen.includes('\r\n\r\n')) {
-          stage = 1;
-          sock.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n\r\n\r\n');
-        }
-        if (stage === 1 && seen.includes(':MISSING_CHECK: END')) {
-          stage = 2;
-          const wanted = [...seen.matchAll(/([0-9a-f]{32}) /g)].map((m) => `${m[1]} dm\r\n`).join('');
-          const msg = `:MISSING_CHECK: START\r\n${wanted}:MISSING_CHECK: END\r\n`;
-          sock.write(`${msg.length.toString(16)}\r\n${msg}\r\n`);
-        }
-        if (stage === 2 && seen.includes('PUT /')) {
-          stage = 3;
-          setTimeout(() => sock.destroy(), 8);
-        }
-      });
-    });
-    servers.push(srv);
-    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    const { port, server } = await fakeSsyncReceiver((sock) => setTimeout(() => sock.destroy(), 8), { wantAll: true });
+    servers.push(server);
     const { events, rebuild } = recorder();
-    const r = await ssyncSend(mgr, job(), { replication_ip: '127.0.0.1', replication_port: (srv.address() as { port: number }).port, device: 'sdb', backendIndex: 2 }, { ...opts, rebuild });
+    const r = await ssyncSend(mgr, job(), { replication_ip: '127.0.0.1', replication_port: port, device: 'sdb', backendIndex: 2 }, { ...opts, rebuild });
     expect(r.success).toBe(false);
     await new Promise((res) => setTimeout(res, 50));
     const asked = events.filter((e) => e.startsWith('rebuild')).map((e) => e.split(' ')[1]!);

@@ -3,6 +3,7 @@
 // session with success false and a message saying what happened; nothing escapes as a crash.
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
+import { fakeSsyncReceiver } from '../helpers/fake-ssync-receiver.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -39,34 +40,11 @@ afterAll(() => {
   rmSync(root, { recursive: true, force: true });
 });
 
-/** A receiver that speaks the start of SSYNC, then does what `after` says once a PUT begins. */
-function fakeReceiver(after: (sock: Socket) => void): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = createServer((sock) => {
-      let seen = '';
-      let stage = 0;
-      sock.on('error', () => undefined);
-      sock.on('data', (d) => {
-        seen += d.toString('latin1');
-        if (stage === 0 && seen.includes('\r\n\r\n')) {
-          stage = 1;
-          sock.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n\r\n\r\n');
-        }
-        if (stage === 1 && seen.includes(':MISSING_CHECK: END')) {
-          stage = 2;
-          const hash = /([0-9a-f]{32}) /.exec(seen)![1];
-          const msg = `:MISSING_CHECK: START\r\n${hash} dm\r\n:MISSING_CHECK: END\r\n`;
-          sock.write(`${msg.length.toString(16)}\r\n${msg}\r\n`);
-        }
-        if (stage === 2 && seen.includes('PUT /')) {
-          stage = 3;
-          after(sock);
-        }
-      });
-    });
-    servers.push(srv);
-    srv.listen(0, '127.0.0.1', () => resolve((srv.address() as { port: number }).port));
-  });
+/** The fake receiver's port; it is closed after the suite. */
+async function fakeReceiver(after: (sock: Socket) => void): Promise<number> {
+  const { port, server } = await fakeSsyncReceiver(after);
+  servers.push(server);
+  return port;
 }
 
 const slowBody = (metadata: Record<string, string>): ArchiveSource => ({
