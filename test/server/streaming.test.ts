@@ -1,7 +1,7 @@
 // The HTTP side of fragmend's object server on its own (no Swift needed): large bodies stream
 // both ways, 100-continue, keep-alive, and clients that vanish mid-body leave nothing behind.
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readlinkSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -125,6 +125,23 @@ describe('object server HTTP: streaming and broken clients', () => {
         expect(Buffer.compare(body, bodies[k]!)).toBe(0);
       }
     }
+    // a client that reads nothing of a 24 MiB archive, then goes away: the send it blocked fails
+    await new Promise<void>((resolve) => {
+      const c = connect(ours.port, '127.0.0.1', () => c.write('GET /sdb/1/a/c/big HTTP/1.1\r\nX-Backend-Storage-Policy-Index: 1\r\n\r\n'));
+      c.pause();
+      setTimeout(() => c.destroy(), 300);
+      c.on('close', () => resolve());
+    });
+    // every GET let go of its file, the abandoned ones too
+    await new Promise((r) => setTimeout(r, 200));
+    const open = readdirSync('/proc/self/fd').map((fd) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${fd}`);
+      } catch {
+        return '';
+      }
+    });
+    expect(open.filter((l) => l.startsWith(ours.server.options.devices) && l.endsWith('.data'))).toEqual([]);
   });
 
   it('keeps a connection alive across requests', async () => {
