@@ -263,11 +263,9 @@ interface Prepared {
 
 function localArchive(df: ECDiskFile): ArchiveSource {
   const metadata = { ...df.datafileMetadata };
-  return {
-    metadata,
-    contentLength: df.contentLength,
-    body: createReadStream(df.dataFile!, { highWaterMark: 65536 }) as AsyncIterable<Uint8Array>,
-  };
+  const stream = createReadStream(df.dataFile!, { highWaterMark: 65536 });
+  // a send that fails before reading it would otherwise leave the file open until collected
+  return { metadata, contentLength: df.contentLength, body: stream as AsyncIterable<Uint8Array>, discard: () => stream.destroy() };
 }
 
 async function sendPut(conn: ChunkedRequest, name: string, src: ArchiveSource, durable: boolean, opts: SsyncOptions): Promise<void> {
