@@ -13,6 +13,7 @@
 // has meanwhile closed is sent again on a new one.
 import type { Socket } from 'node:net';
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { BufferPool } from './buffer-pool.js';
 import { connectWithin, hostOf, parseResponseHead, PeerTimeout, requestHead } from './peers.js';
 
 /** Where a rebuild's fragments come from: a peer's response or the local archive. */
@@ -108,31 +109,8 @@ export function closeIdleArchiveConnections(): void {
 /** The peer closed a kept connection before any of the response came. */
 class StaleConnection extends Error {}
 
-/**
- * Fragment-sized buffers kept between rebuilds. A fresh buffer per response means fresh pages,
- * which the kernel faults in and zeroes on the first read into them: for a rebuild's k reads
- * of a segment, more than the copies themselves. A buffer comes back when its reader closes.
- */
-const freeBuffers: Buffer[] = [];
-const KEEP_BUFFERS = 16;
-
-/** A buffer of at least n bytes, from the free list when one is big enough. */
-export function takeBuffer(n: number): Buffer {
-  for (let i = freeBuffers.length - 1; i >= 0; i--) {
-    const b = freeBuffers[i]!;
-    if (b.length >= n) {
-      freeBuffers[i] = freeBuffers[freeBuffers.length - 1]!;
-      freeBuffers.pop();
-      return b;
-    }
-  }
-  return Buffer.allocUnsafeSlow(n);
-}
-
-/** Gives back a buffer from takeBuffer; nothing may use it afterwards. */
-export function giveBuffer(b: Buffer | null): void {
-  if (b && freeBuffers.length < KEEP_BUFFERS && !freeBuffers.includes(b)) freeBuffers.push(b);
-}
+/** Fragment-sized buffers kept between rebuilds; a reader's comes back when it closes. */
+export const fragmentBuffers = new BufferPool(16);
 
 /**
  * One GET, read in place. `getArchive` resolves once the headers are in; the body is then
@@ -340,8 +318,8 @@ export class ArchiveGet implements FragmentReader {
     const want = Math.min(n, this.queuedBytes + this.remaining);
     if (want <= 0) return Promise.resolve(new Uint8Array(0));
     if (!this.buf || this.buf.length < want) {
-      giveBuffer(this.buf);
-      this.buf = takeBuffer(Math.max(want, n));
+      fragmentBuffers.give(this.buf);
+      this.buf = fragmentBuffers.take(Math.max(want, n));
     }
     const buf = this.buf;
     this.want = want;
@@ -405,7 +383,7 @@ export class ArchiveGet implements FragmentReader {
     this.waiter = null;
     w?.reject(new ArchiveReadError('response closed while a read was pending'));
     // the socket reads into it no more
-    giveBuffer(this.buf);
+    fragmentBuffers.give(this.buf);
     this.buf = null;
   }
 }
@@ -481,8 +459,8 @@ export class LocalArchive implements FragmentReader {
     const want = Math.min(n, this.size - this.pos);
     if (want <= 0) return new Uint8Array(0);
     if (!this.buf || this.buf.length < want) {
-      giveBuffer(this.buf);
-      this.buf = takeBuffer(Math.max(want, n));
+      fragmentBuffers.give(this.buf);
+      this.buf = fragmentBuffers.take(Math.max(want, n));
     }
     let got = 0;
     while (got < want) {
@@ -497,7 +475,7 @@ export class LocalArchive implements FragmentReader {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    giveBuffer(this.buf);
+    fragmentBuffers.give(this.buf);
     this.buf = null;
     try {
       closeSync(this.fd);

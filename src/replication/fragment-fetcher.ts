@@ -13,7 +13,7 @@ import { DiskFileError } from '../swift/ondisk.js';
 import type { Metadata } from '../swift/metadata.js';
 import type { StoragePolicy } from '../swift/policies.js';
 import { Timestamp } from '../swift/timestamp.js';
-import { getArchive, giveBuffer, LocalArchive, takeBuffer, type ArchiveGet, type FragmentReader } from './archive-get.js';
+import { fragmentBuffers, getArchive, LocalArchive, type ArchiveGet, type FragmentReader } from './archive-get.js';
 import { backendPath, timeoutMs } from './peers.js';
 import type { ArchiveSource } from './ssync-sender.js';
 
@@ -263,8 +263,8 @@ async function* rebuiltSegments(
       set ??= ec.createFragmentSet(segmentSize);
       const view = ec.reconstructInto(frags, [targetIndex], set)[0]!;
       if (!out || out.length < view.length) {
-        giveBuffer(out ?? null);
-        out = takeBuffer(view.length);
+        fragmentBuffers.give(out);
+        out = fragmentBuffers.take(view.length);
       }
       out.set(view);
       outHeld = true;
@@ -277,6 +277,6 @@ async function* rebuiltSegments(
     // A consumer that asked for the next segment has written out the last one. One that
     // stopped while holding it (a failed send) may still have it queued on a socket: that
     // buffer is left to the collector rather than handed to another rebuild.
-    if (!outHeld) giveBuffer(out ?? null);
+    if (!outHeld) fragmentBuffers.give(out);
   }
 }

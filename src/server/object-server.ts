@@ -10,8 +10,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream, openSync, readSync, statSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { OpenFile } from '../swift/afs.js';
 import { pino, type DestinationStream, type Logger } from 'pino';
+import { BufferPool } from '../replication/buffer-pool.js';
+import { OpenFile } from '../swift/afs.js';
 import { configTrueValue, ConfigError, OptionReader, readConf, type Conf } from '../swift/conf.js';
 import {
   DiskFileCollision,
@@ -683,22 +684,6 @@ class ResponseWriter {
 
   async end(): Promise<void> {
     if (this.chunked && this.alive) await this.send('0\r\n\r\n');
-  }
-}
-
-/** Equal-sized buffers kept for reuse, up to `keep` of them; a request of another size gets a new one. */
-class BufferPool {
-  private readonly free: Buffer[] = [];
-  constructor(private readonly keep: number) {}
-
-  take(size: number): Buffer {
-    const b = this.free.pop();
-    if (b && b.length === size) return b;
-    return Buffer.allocUnsafeSlow(size);
-  }
-
-  give(b: Buffer): void {
-    if (this.free.length < this.keep) this.free.push(b);
   }
 }
 
