@@ -640,24 +640,19 @@ class ResponseWriter {
     return false;
   }
 
-  private async send(data: Uint8Array | string): Promise<void> {
-    if (!this.alive) throw new SourceReadError('client disconnected');
-    if (!this.socket.write(data)) {
-      await new Promise<void>((resolve, reject) => {
-        const done = (err?: Error) => {
-          this.socket.off('drain', ok);
-          this.socket.off('close', gone);
-          if (err) reject(err);
-          else resolve();
-        };
-        const ok = () => done();
-        const gone = () => done(new SourceReadError('client disconnected'));
-        this.socket.on('drain', ok);
-        this.socket.on('close', gone);
-      });
-    }
+  /**
+   * Resolves once the socket has let go of `data` (handed it to the kernel), so its memory may
+   * be filled again: a GET reads its whole file through one buffer. Rejects when the client is
+   * gone, the socket's write callback reporting it even for data still queued.
+   */
+  private send(data: Uint8Array | string): Promise<void> {
+    if (!this.alive) return Promise.reject(new SourceReadError('client disconnected'));
+    return new Promise<void>((resolve, reject) => {
+      this.socket.write(data, (err) => (err ? reject(new SourceReadError(`client disconnected: ${err.message}`)) : resolve()));
+    });
   }
 
+  /** A body piece (chunked when the response is); resolves once the socket has let go of it. */
   async write(data: Uint8Array): Promise<void> {
     if (this.isHead || !data.length) return;
     this.bytesSent += data.length;
@@ -668,18 +663,6 @@ class ResponseWriter {
     } else {
       await this.send(data);
     }
-  }
-
-  /**
-   * Sends a plain (not chunked) body piece and resolves once the socket has let go of it, so the
-   * caller may fill the same memory again: a GET then reads its whole file through one buffer.
-   */
-  sendReusable(data: Uint8Array): Promise<void> {
-    if (!this.alive) return Promise.reject(new SourceReadError('client disconnected'));
-    this.bytesSent += data.length;
-    return new Promise<void>((resolve, reject) => {
-      this.socket.write(data, (err) => (err ? reject(new SourceReadError(`client disconnected: ${err.message}`)) : resolve()));
-    });
   }
 
   async end(): Promise<void> {
@@ -1065,7 +1048,7 @@ export class ObjectServer {
         const chunk = buf.subarray(0, bytesRead);
         md5?.update(chunk);
         reusable = false;
-        await res.sendReusable(chunk);
+        await res.write(chunk);
         reusable = true;
         pos += bytesRead;
       }

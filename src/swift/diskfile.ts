@@ -3,7 +3,7 @@
 // Writes are atomic (temp file, xattrs, fsync, rename, directory fsync); EC data becomes
 // durable by a rename to #d; cleanup, reclaim and purge follow ECDiskFileManager.
 import { openSync, readdirSync, renameSync, statSync, writeSync } from 'node:fs';
-import { open, readdir, rename, rmdir, stat, OpenFile } from './afs.js';
+import { open, readdir, rmdir, OpenFile } from './afs.js';
 import { fsyncDir, isFileOlder, isMountSync, makeDirs, removeFile, renamer } from './fsutil.js';
 import { basename, dirname, join } from 'node:path';
 import { hashPath } from './hash-path.js';
