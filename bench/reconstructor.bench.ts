@@ -18,7 +18,12 @@
 // stop), FRAGMEND_BENCH_KEEP=1 (keep the sandboxes), FRAGMEND_BENCH_REV=<commit> (bench that
 // commit's src/ rather than the working tree's), FRAGMEND_BENCH_QUIET_WAIT (300: seconds to
 // wait for others' jobs to leave the CPU before a round), FRAGMEND_BENCH_ONLY=restore|noop (one
-// part only; the other's rows print as '-').
+// part only; the other's rows print as '-'), FRAGMEND_BENCH_PERF=<dir> (each measured restore
+// round runs under a system-wide `perf record -g -e cpu-clock`, which samples only what is on a
+// CPU, unlike V8's --cpu-prof; fragmend's processes then write /tmp/perf-<pid>.map for their JS;
+// FRAGMEND_BENCH_PERF_HZ sets the rate, 499 by default), FRAGMEND_BENCH_NODE_FLAGS and
+// FRAGMEND_BENCH_SERVER_NODE_FLAGS (extra node options for fragmend's reconstructors and for its
+// object servers).
 //
 // Every reconstructor runs as a child process under /usr/bin/time, whose wait4() rusage is the
 // only place a child's CPU and peak RSS can be read after it exits. fragmend runs from its own
@@ -57,9 +62,14 @@ const CPU_PROF = env.FRAGMEND_BENCH_CPU_PROF || '';
 const SERVER_PROF = env.FRAGMEND_BENCH_SERVER_PROF || '';
 /** extra node options for fragmend's reconstructors, to try V8 settings: FRAGMEND_BENCH_NODE_FLAGS="--max-semi-space-size=1" */
 const NODE_FLAGS = (env.FRAGMEND_BENCH_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
+/** the same for fragmend's object servers: FRAGMEND_BENCH_SERVER_NODE_FLAGS="--trace-deopt" */
+const SERVER_NODE_FLAGS = (env.FRAGMEND_BENCH_SERVER_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
 const KEEP = env.FRAGMEND_BENCH_KEEP === '1';
 const REV = env.FRAGMEND_BENCH_REV || '';
 const ONLY = env.FRAGMEND_BENCH_ONLY || '';
+const PERF = env.FRAGMEND_BENCH_PERF || '';
+/** node options that let perf name JIT-compiled JS */
+const PERF_FLAGS = PERF ? ['--perf-basic-prof-only-functions', '--interpreted-frames-native-stack'] : [];
 if (ONLY && ONLY !== 'restore' && ONLY !== 'noop') throw new Error(`FRAGMEND_BENCH_ONLY is restore or noop, not ${ONLY}`);
 /** the commit REV named when the build was made (a branch may move while the bench runs) */
 let revSha = '';
@@ -123,6 +133,23 @@ function nodeEnv(): NodeJS.ProcessEnv {
   // set it, and neither daemon speaks TLS.
   delete e.NODE_EXTRA_CA_CERTS;
   return e;
+}
+
+/** A system-wide on-CPU profile until stop(). */
+async function startPerf(out: string): Promise<{ stop(): Promise<void> }> {
+  const child = spawn('perf', ['record', '-a', '-g', '-F', env.FRAGMEND_BENCH_PERF_HZ || '499', '-e', 'cpu-clock', '-o', out], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr!.on('data', (d) => (err += d));
+  child.once('error', (e) => (err += `${e.message} (is perf, from Debian's linux-perf, installed?)`));
+  const exited = new Promise<void>((r) => child.once('close', () => r()));
+  await new Promise((r) => setTimeout(r, 300)); // perf's own start-up, before the round
+  if (child.exitCode !== null || err.includes('installed?')) throw new Error(`perf record did not start: ${err}`);
+  return {
+    async stop() {
+      child.kill('SIGINT');
+      await exited;
+    },
+  };
 }
 
 /** Runs cmd under /usr/bin/time; rejects on timeout after killing it. */
@@ -434,7 +461,7 @@ class Bench {
       });
     }
     const prof = CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF}`, `--cpu-prof-name=${String(++profileSeq).padStart(3, '0')}-${this.label || 'run'}-node${i}.cpuprofile`] : [];
-    return timed(process.execPath, [...NODE_FLAGS, ...prof, FRAGMEND, 'reconstructor', conf, '--once', ...extra], {
+    return timed(process.execPath, [...NODE_FLAGS, ...PERF_FLAGS, ...prof, FRAGMEND, 'reconstructor', conf, '--once', ...extra], {
       cwd: ROOT,
       env: nodeEnv(),
       log: join(this.logDir, `bench-fragmend-reconstructor-${i}.log`),
@@ -484,7 +511,7 @@ class Bench {
           const n = this.sbx.node(i);
           const fd = openSync(join(this.logDir, `fragmend-object-${i}.log`), 'a');
           const prof = SERVER_PROF ? ['--cpu-prof', `--cpu-prof-dir=${SERVER_PROF}`, `--cpu-prof-name=server-${++profileSeq}-node${i}.cpuprofile`] : [];
-          const child = spawn(process.execPath, [...prof, FRAGMEND, 'object-server', n.conf], { cwd: ROOT, env: nodeEnv(), stdio: ['ignore', fd, fd] });
+          const child = spawn(process.execPath, [...SERVER_NODE_FLAGS, ...PERF_FLAGS, ...prof, FRAGMEND, 'object-server', n.conf], { cwd: ROOT, env: nodeEnv(), stdio: ['ignore', fd, fd] });
           closeSync(fd);
           const exited = new Promise<void>((r) => child.once('exit', () => r()));
           this.fragServers.set(i, { child, exited });
@@ -601,6 +628,7 @@ async function restoreBench() {
       let stealCpu = 0;
       b.label = `restore-${mode}-${servers}-servers`;
       for (;;) {
+        const perf = PERF ? await startPerf(join(PERF, `${String(++profileSeq).padStart(3, '0')}-${b.label}-${daemon}.data`)) : null;
         const c0 = b.serversCpu();
         const m0 = machineCpu();
         const t = performance.now();
@@ -608,6 +636,7 @@ async function restoreBench() {
         if (mode === 'parallel') runs.push(...(await Promise.all(others.map((i) => b.recon(daemon, i)))));
         else for (const i of others) runs.push(await b.recon(daemon, i));
         wall += (performance.now() - t) / 1000;
+        await perf?.stop();
         const dServers = b.serversCpu() - c0;
         const m1 = machineCpu();
         serverCpu += dServers;
@@ -1025,6 +1054,7 @@ it.skipIf(!!problem)('fragmend reconstructor vs swift-object-reconstructor', asy
   buildFragmend();
   const builtFrom = fragmendSource();
   if (CPU_PROF) await mkdir(CPU_PROF, { recursive: true });
+  if (PERF) await mkdir(PERF, { recursive: true });
   const restore = ONLY === 'noop' ? noRestore() : await restoreBench();
   const noop = ONLY === 'restore' ? noNoop() : await noopBench();
   const { text, json } = report(machine(loadAtStart, builtFrom), restore, noop);
