@@ -19,11 +19,11 @@
 // commit's src/ rather than the working tree's), FRAGMEND_BENCH_QUIET_WAIT (300: seconds to
 // wait for others' jobs to leave the CPU before a round), FRAGMEND_BENCH_ONLY=restore|noop (one
 // part only; the other's rows print as '-'), FRAGMEND_BENCH_PERF=<dir> (each measured restore
-// round runs under a system-wide `perf record -g -e cpu-clock`, which samples only what is on a
-// CPU, unlike V8's --cpu-prof; fragmend's processes then write /tmp/perf-<pid>.map for their JS;
-// FRAGMEND_BENCH_PERF_HZ sets the rate, 499 by default), FRAGMEND_BENCH_NODE_FLAGS and
-// FRAGMEND_BENCH_SERVER_NODE_FLAGS (extra node options for fragmend's reconstructors and for its
-// object servers).
+// round and no-op pass runs under a system-wide `perf record -g -e cpu-clock`, which samples
+// only what is on a CPU, unlike V8's --cpu-prof; fragmend's processes then write
+// /tmp/perf-<pid>.map for their JS; FRAGMEND_BENCH_PERF_HZ sets the rate, 499 by default),
+// FRAGMEND_BENCH_NODE_FLAGS and FRAGMEND_BENCH_SERVER_NODE_FLAGS (extra node options for
+// fragmend's reconstructors and for its object servers).
 //
 // Every reconstructor runs as a child process under /usr/bin/time, whose wait4() rusage is the
 // only place a child's CPU and peak RSS can be read after it exits. fragmend runs from its own
@@ -844,6 +844,7 @@ async function noopBench() {
       let seconds = 0;
       let wall = 0;
       let c = 0;
+      const perf = PERF ? await startPerf(join(PERF, `${String(++profileSeq).padStart(3, '0')}-${b.label}-${daemon}.data`)) : null;
       const c0 = b.serversCpu();
       const m0 = machineCpu();
       for (const i of nodes) {
@@ -859,6 +860,7 @@ async function noopBench() {
       }
       const m1 = machineCpu();
       const serverCpu = b.serversCpu() - c0;
+      await perf?.stop();
       const otherCpu = m1.busy - m0.busy - serverCpu - c;
       const sample = { daemon, servers, parts, seconds, wall, cpu: c, serverCpu, otherCpu, stealCpu: m1.steal - m0.steal };
       note(`no-op: ${daemon} reconstructor, ${servers} servers: ${parts} partitions in ${seconds.toFixed(2)} s in-pass (${wall.toFixed(2)} s process wall, ${c.toFixed(2)} s CPU)`);
