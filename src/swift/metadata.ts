@@ -29,8 +29,18 @@ export class DiskFileBadMetadataChecksum extends DiskFileError {}
 export class DiskFileXattrNotSupported extends DiskFileError {}
 export class DiskFileNoSpace extends DiskFileError {}
 
+const utf8Strict = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+const utf8Encoder = new TextEncoder();
+
 /** Python's bytes.decode('utf8', 'surrogateescape'). */
 export function decodeSurrogateEscape(bytes: Uint8Array): string {
+  // Valid UTF-8, the usual case, decodes as it is: the WHATWG decoder refuses exactly what
+  // Python's does (overlong forms, encoded surrogates, past U+10FFFF), and a BOM is kept.
+  try {
+    return utf8Strict.decode(bytes);
+  } catch {
+    // some byte is not UTF-8: each such byte becomes U+DC80..U+DCFF, below
+  }
   let out = '';
   let i = 0;
   while (i < bytes.length) {
@@ -71,6 +81,16 @@ export function decodeSurrogateEscape(bytes: Uint8Array): string {
 
 /** Python's str.encode('utf8', 'surrogateescape'). */
 export function encodeSurrogateEscape(s: string): Uint8Array {
+  // Without a surrogate code unit, a string is plain UTF-8 (names and metadata nearly always).
+  let plain = true;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0xd800 && c <= 0xdfff) {
+      plain = false;
+      break;
+    }
+  }
+  if (plain) return utf8Encoder.encode(s);
   const out: number[] = [];
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
