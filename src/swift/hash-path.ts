@@ -5,6 +5,7 @@
 // of the file. A string given here is encoded as UTF-8, which is the same thing for a UTF-8
 // swift.conf; pass a Uint8Array for a file holding other bytes.
 import { Md5 } from './md5.js';
+import { hasLoneSurrogate } from './utf8.js';
 
 /** A path component: text (hashed as UTF-8, like a Python str) or bytes (hashed as given). */
 export type PathPart = string | Uint8Array;
@@ -15,14 +16,13 @@ export interface HashPathConfig {
   suffix: string | Uint8Array;
 }
 
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 const SLASH = Buffer.from('/');
 
 function toBytes(value: PathPart, what: string): Uint8Array {
   if (typeof value !== 'string') return value;
   // Python's str.encode('utf8') refuses lone surrogates; TextEncoder would silently turn them
   // into U+FFFD and hash a name Swift can never produce.
-  if (LONE_SURROGATE.test(value)) throw new TypeError(`${what} is not valid Unicode (lone surrogate)`);
+  if (hasLoneSurrogate(value)) throw new TypeError(`${what} is not valid Unicode (lone surrogate)`);
   return Buffer.from(value, 'utf8');
 }
 

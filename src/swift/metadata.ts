@@ -8,6 +8,7 @@ import { decodeMetadataPickle } from './direct-pickle.js';
 import { md5Hex } from './md5.js';
 import { DiskFileError } from './ondisk.js';
 import { dumps, loads, PickleDict, type PickleValue } from './pickle.js';
+import { hasLoneSurrogate, UTF8_ENCODER, UTF8_STRICT } from './utf8.js';
 
 export type Metadata = Record<string, string>;
 
@@ -29,15 +30,11 @@ export class DiskFileBadMetadataChecksum extends DiskFileError {}
 export class DiskFileXattrNotSupported extends DiskFileError {}
 export class DiskFileNoSpace extends DiskFileError {}
 
-const utf8Strict = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
-const utf8Encoder = new TextEncoder();
-
 /** Python's bytes.decode('utf8', 'surrogateescape'). */
 export function decodeSurrogateEscape(bytes: Uint8Array): string {
-  // Valid UTF-8, the usual case, decodes as it is: the WHATWG decoder refuses exactly what
-  // Python's does (overlong forms, encoded surrogates, past U+10FFFF), and a BOM is kept.
+  // valid UTF-8, the usual case, decodes as it is
   try {
-    return utf8Strict.decode(bytes);
+    return UTF8_STRICT.decode(bytes);
   } catch {
     // some byte is not UTF-8: each such byte becomes U+DC80..U+DCFF, below
   }
@@ -81,16 +78,8 @@ export function decodeSurrogateEscape(bytes: Uint8Array): string {
 
 /** Python's str.encode('utf8', 'surrogateescape'). */
 export function encodeSurrogateEscape(s: string): Uint8Array {
-  // Without a surrogate code unit, a string is plain UTF-8 (names and metadata nearly always).
-  let plain = true;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c >= 0xd800 && c <= 0xdfff) {
-      plain = false;
-      break;
-    }
-  }
-  if (plain) return utf8Encoder.encode(s);
+  // without a lone surrogate (names and metadata nearly always), a string is plain UTF-8
+  if (!hasLoneSurrogate(s)) return UTF8_ENCODER.encode(s);
   const out: number[] = [];
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);

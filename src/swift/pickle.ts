@@ -11,6 +11,7 @@
 // compare pickles (checksummed xattrs, re-read-and-compare of hashes.pkl).
 import { PickleError } from './errors.js';
 import { nodeCrypto } from './lazy-crypto.js';
+import { hasLoneSurrogate, UTF8_ENCODER, UTF8_STRICT } from './utf8.js';
 
 // ---------------------------------------------------------------------------------------------
 // Value model
@@ -282,10 +283,7 @@ function describe(v: unknown): string {
 // ---------------------------------------------------------------------------------------------
 // Text helpers
 
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 const NON_LATIN1 = /[^\x00-\xff]/;
-const UTF8_FATAL = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
-const UTF8_ENCODER = new TextEncoder();
 
 function latin1Text(b: Uint8Array): string {
   return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
@@ -298,7 +296,7 @@ function latin1Bytes(s: string): Uint8Array {
 // Python writes str as UTF-8 with 'surrogatepass', so a lone surrogate is the 3-byte form
 // that TextEncoder would replace with U+FFFD.
 function utf8Encode(s: string): Uint8Array {
-  if (!LONE_SURROGATE.test(s)) return UTF8_ENCODER.encode(s);
+  if (!hasLoneSurrogate(s)) return UTF8_ENCODER.encode(s);
   const out = new Uint8Array(s.length * 3);
   let n = 0;
   for (let i = 0; i < s.length; i++) {
@@ -384,7 +382,7 @@ function utf8DecodeSurrogatePass(b: Uint8Array): string | null {
 
 function utf8Decode(b: Uint8Array): string | null {
   try {
-    return UTF8_FATAL.decode(b);
+    return UTF8_STRICT.decode(b);
   } catch {
     return utf8DecodeSurrogatePass(b);
   }
