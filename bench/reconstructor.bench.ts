@@ -135,15 +135,24 @@ function nodeEnv(): NodeJS.ProcessEnv {
   return e;
 }
 
-/** A system-wide on-CPU profile until stop(). */
-async function startPerf(out: string): Promise<{ stop(): Promise<void> }> {
+/**
+ * With FRAGMEND_BENCH_PERF, a system-wide on-CPU profile of one round until stop(), in
+ * <dir>/<seq>-<label>-<daemon>.data; otherwise null.
+ */
+async function startPerf(label: string, daemon: Daemon): Promise<{ stop(): Promise<void> } | null> {
+  if (!PERF) return null;
+  const out = join(PERF, `${String(++profileSeq).padStart(3, '0')}-${label}-${daemon}.data`);
   const child = spawn('perf', ['record', '-a', '-g', '-F', env.FRAGMEND_BENCH_PERF_HZ || '499', '-e', 'cpu-clock', '-o', out], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
+  let failed = false;
   child.stderr!.on('data', (d) => (err += d));
-  child.once('error', (e) => (err += `${e.message} (is perf, from Debian's linux-perf, installed?)`));
+  child.once('error', (e) => {
+    failed = true;
+    err += `${e.message} (is perf, from Debian's linux-perf, installed?)`;
+  });
   const exited = new Promise<void>((r) => child.once('close', () => r()));
   await new Promise((r) => setTimeout(r, 300)); // perf's own start-up, before the round
-  if (child.exitCode !== null || err.includes('installed?')) throw new Error(`perf record did not start: ${err}`);
+  if (failed || child.exitCode !== null) throw new Error(`perf record did not start: ${err}`);
   return {
     async stop() {
       child.kill('SIGINT');
@@ -628,7 +637,7 @@ async function restoreBench() {
       let stealCpu = 0;
       b.label = `restore-${mode}-${servers}-servers`;
       for (;;) {
-        const perf = PERF ? await startPerf(join(PERF, `${String(++profileSeq).padStart(3, '0')}-${b.label}-${daemon}.data`)) : null;
+        const perf = await startPerf(b.label, daemon);
         const c0 = b.serversCpu();
         const m0 = machineCpu();
         const t = performance.now();
@@ -636,9 +645,10 @@ async function restoreBench() {
         if (mode === 'parallel') runs.push(...(await Promise.all(others.map((i) => b.recon(daemon, i)))));
         else for (const i of others) runs.push(await b.recon(daemon, i));
         wall += (performance.now() - t) / 1000;
-        await perf?.stop();
         const dServers = b.serversCpu() - c0;
         const m1 = machineCpu();
+        // after the round's CPU is read: perf writing its file is not the round's
+        await perf?.stop();
         serverCpu += dServers;
         otherCpu += m1.busy - m0.busy - dServers - runs.reduce((a, r) => a + cpu(r), 0);
         stealCpu += m1.steal - m0.steal;
@@ -844,7 +854,7 @@ async function noopBench() {
       let seconds = 0;
       let wall = 0;
       let c = 0;
-      const perf = PERF ? await startPerf(join(PERF, `${String(++profileSeq).padStart(3, '0')}-${b.label}-${daemon}.data`)) : null;
+      const perf = await startPerf(b.label, daemon);
       const c0 = b.serversCpu();
       const m0 = machineCpu();
       for (const i of nodes) {
