@@ -1430,8 +1430,11 @@ export class ObjectServer {
       if (metadata['X-Object-Sysmeta-Ec-Frag-Index'] === undefined && df.fragIndex === null) {
         throw badRequest('An erasure-coded PUT needs X-Object-Sysmeta-Ec-Frag-Index (or X-Backend-Ssync-Frag-Index)');
       }
+      const noCommit = configTrueValue(req.headers.get('x-backend-no-commit') ?? 'false');
+      // Without a second phase to wait for, the fragment is written durable at once.
+      const durableNow = !noCommit && !(mimeDocs && mime?.commit);
       try {
-        await writer.put(metadata);
+        await writer.put(metadata, '.data', { durable: durableNow });
       } catch (e) {
         if (e instanceof DiskFileError && /fragment index/i.test(e.message)) throw badRequest(e.message);
         throw e;
@@ -1443,7 +1446,7 @@ export class ObjectServer {
         mimeDocs.resume();
         if (!(await readPutCommit(mimeDocs))) return { status: 500 };
       }
-      if (!configTrueValue(req.headers.get('x-backend-no-commit') ?? 'false')) await writer.commit(reqTs);
+      if (!noCommit && !durableNow) await writer.commit(reqTs);
       if (mimeDocs) await mimeDocs.drain();
       return { status: 201, headers: [['Etag', `"${etag}"`]] };
     } catch (e) {

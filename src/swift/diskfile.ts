@@ -256,14 +256,21 @@ export class ECDiskFileManager {
     for (const s of recalculate) hashes.set(s, null);
     for (const [suffix, h] of [...hashes]) {
       if (h) continue;
+      const before = orig.valid ? orig.suffixes.get(suffix) : undefined;
       try {
-        hashes.set(suffix, await this.hashSuffixDir(join(partPath, suffix), policy));
+        const now = await this.hashSuffixDir(join(partPath, suffix), policy);
+        hashes.set(suffix, now);
         hashed++;
+        // Swift writes hashes.pkl (and fsyncs it) whenever it hashed a suffix. A suffix asked
+        // to be recalculated that hashes as hashes.pkl already says changes nothing in the
+        // file: a sync job recalculates every suffix its partner disagrees with, and a
+        // partner that lacks them is no reason to rewrite this node's hashes.
+        if (!before || !sameSuffixHashes(before, now)) modified = true;
       } catch (e) {
         if (e instanceof PathNotDir) hashes.delete(suffix);
         else this.warn(`Error hashing suffix ${suffix}: ${(e as Error).message}`);
+        modified = true;
       }
-      modified = true;
     }
     if (!modified) return { hashed, hashes: hashes as Map<string, SuffixHashes> };
     const written = await withLock(partPath, async () => {
@@ -593,9 +600,12 @@ export class ECDiskFileWriter {
 
   /**
    * Finishes the file: metadata into xattrs, fsync, invalidate the suffix, rename into the
-   * object directory. A .data file is not durable until commit().
+   * object directory. A .data file is not durable until commit(), unless `durable` is given:
+   * then it takes its durable name at once, as put() and commit() together would leave it,
+   * with one rename and one directory sync fewer (a PUT that commits without waiting for a
+   * second phase: SSYNC's, or one without a multiphase commit).
    */
-  async put(metadata: Metadata, ext: '.data' | '.meta' | '.ts' = '.data'): Promise<void> {
+  async put(metadata: Metadata, ext: '.data' | '.meta' | '.ts' = '.data', opts: { durable?: boolean } = {}): Promise<void> {
     if (!this.fh || !this.tmpPath) throw new DiskFileError('DiskFileWriter is not open');
     const df = this.df;
     const md: Metadata = { ...metadata };
@@ -608,7 +618,8 @@ export class ECDiskFileWriter {
       (df as { fragIndex: number | null }).fragIndex = fragIndex;
     }
     const ctts = md['Content-Type-Timestamp'];
-    const filename = makeOnDiskFilename(timestamp, ext, { fragIndex, ctypeTimestamp: ctts ? new Timestamp(ctts) : null });
+    const durable = ext === '.data' && !!opts.durable;
+    const filename = makeOnDiskFilename(timestamp, ext, { fragIndex, durable, ctypeTimestamp: ctts ? new Timestamp(ctts) : null });
     const name = df.objectName;
     if (name !== null) md.name = name;
     await writeMetadata(this.tmpPath, md);
@@ -616,7 +627,7 @@ export class ECDiskFileWriter {
     await invalidateHash(dirname(df.datadir));
     await renamer(this.tmpPath, join(df.datadir, filename));
     this.putSucceeded = true;
-    if (ext !== '.data') await df.mgr.cleanupOnDiskFiles(df.datadir, { policy: df.policy }).catch(() => undefined);
+    if (ext !== '.data' || durable) await df.mgr.cleanupOnDiskFiles(df.datadir, { policy: df.policy }).catch(() => undefined);
   }
 
   /** Makes the put .data durable: <ts>#<fi>.data becomes <ts>#<fi>#d.data. */
@@ -649,4 +660,10 @@ export class ECDiskFileWriter {
     }
     if (this.tmpPath && !this.putSucceeded) await removeFile(this.tmpPath);
   }
+}
+
+function sameSuffixHashes(a: SuffixHashes, b: SuffixHashes): boolean {
+  if (a.size !== b.size) return false;
+  for (const [k, v] of a) if (b.get(k) !== v) return false;
+  return true;
 }

@@ -56,10 +56,10 @@ export async function renamer(oldPath: string, newPath: string, fsync = true): P
   const dir = dirname(newPath);
   const made = makeDirs(dir);
   renameSync(oldPath, newPath);
-  if (fsync) {
-    await fsyncDir(dir);
-    for (const d of made.reverse()) await fsyncDir(dirname(d));
-  }
+  // The directory and the parents of those just made, all at once: Swift syncs them one after
+  // another, and each is a journal commit on its own, where syncs issued together share one.
+  // Either way none of them has reached the disk for sure until all have returned.
+  if (fsync) await Promise.all([dir, ...made.map((d) => dirname(d))].map((d) => fsyncDir(d)));
 }
 
 export async function isFileOlder(path: string, ageSeconds: number): Promise<boolean> {

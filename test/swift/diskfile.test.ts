@@ -177,6 +177,46 @@ describe.runIf(swiftPythonEnabled())('EC diskfiles, fragmend and Swift on the sa
     expect(third.hashed).toBe(1);
     expect(hashesJson(third.hashes)).toEqual(swift(devices, [{ op: 'hashes', part: 9 }])[0]);
   });
+
+  it('a recalculated suffix that hashes as before leaves hashes.pkl as it was; a changed one rewrites it', async () => {
+    const { devices, dev, mgr } = newDevices();
+    const body = new Uint8Array(20);
+    const put = async (obj: string, ts: string) => {
+      const w = mgr.diskFile(dev, 5, 'AUTH_a', 'c', obj, policy, { fragIndex: 0 }).writer();
+      await w.open();
+      await w.write(body);
+      await w.put(baseMeta(ts, 0, body));
+      await w.commit(ts);
+      await w.close();
+    };
+    await put('y1', '1700000300.00000');
+    const pkl = join(dev, 'objects-1', '5', 'hashes.pkl');
+    const first = await mgr.getHashes(dev, 5, policy);
+    const suffix = [...first.hashes.keys()][0]!;
+    const written = readFileSync(pkl);
+    const before = statSync(pkl);
+    await new Promise((r) => setTimeout(r, 20));
+    const same = await mgr.getHashes(dev, 5, policy, [suffix]);
+    expect(same.hashed).toBe(1);
+    expect(hashesJson(same.hashes)).toEqual(hashesJson(first.hashes));
+    expect(statSync(pkl).mtimeMs).toBe(before.mtimeMs);
+    expect(statSync(pkl).ino).toBe(before.ino);
+    expect(readFileSync(pkl).equals(written)).toBe(true);
+    // the same suffix with a newer object in it (no invalidation recorded): recalculation finds it
+    const w = mgr.diskFile(dev, 5, 'AUTH_a', 'c', 'y1', policy, { fragIndex: 0 }).writer();
+    await w.open();
+    await w.write(body);
+    await w.put(baseMeta('1700000301.00000', 0, body));
+    await w.commit('1700000301.00000');
+    await w.close();
+    rmSync(join(dev, 'objects-1', '5', 'hashes.invalid'), { force: true });
+    const changed = await mgr.getHashes(dev, 5, policy, [suffix]);
+    expect(changed.hashes.get(suffix)).not.toEqual(first.hashes.get(suffix));
+    expect(statSync(pkl).ino).not.toBe(before.ino);
+    const onDisk = await readHashes(join(dev, 'objects-1', '5'));
+    expect(onDisk.suffixes.get(suffix)).toEqual(changed.hashes.get(suffix));
+    expect(hashesJson(changed.hashes)).toEqual(swift(devices, [{ op: 'hashes', part: 5 }])[0]);
+  });
 });
 
 describe('disk layer without Swift', () => {
