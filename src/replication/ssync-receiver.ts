@@ -421,78 +421,119 @@ export class SsyncReceiver {
     const o = this.opts;
     const threshold = o.failureThreshold ?? 100;
     const ratio = o.failureRatio ?? 1.0;
-    let line = await this.readLine('updates start');
+    const line = await this.readLine('updates start');
     if (!line) throw new SsyncClientDisconnected();
     if (latin1(pyStrip(line)) !== UPDATES_START) {
       throw new Error(`Looking for ${UPDATES_START} got ${pyBytesRepr(latin1(line.subarray(0, 1024)))}`);
     }
     let successes = 0;
     let failures = 0;
-    for (;;) {
-      line = await this.readLine('updates line');
-      if (!line || latin1(pyStrip(line)) === UPDATES_END) break;
-      const first = latin1(pyStrip(line));
-      const sp = first.indexOf(' ');
-      if (sp < 0) throw new Error('not enough values to unpack (expected 2, got 1)');
-      const method = first.slice(0, sp);
-      const path = first.slice(sp + 1);
-      const headers = new Map<string, string>();
-      const replicationHeaders: string[] = [];
-      let contentLength: number | null = null;
-      for (;;) {
-        const raw = await this.readLine('updates line');
-        if (!raw) throw new Error(`Got no headers for ${method} ${path}`);
-        const h = latin1(pyStrip(raw));
-        if (!h) break;
-        const colon = h.indexOf(':');
-        if (colon < 0) throw new Error('not enough values to unpack (expected 2, got 1)');
-        const name = strStrip(h.slice(0, colon)).toLowerCase();
-        const value = strStrip(h.slice(colon + 1));
-        headers.set(name, value);
-        // X-Backend-Replication-Headers makes the object server keep exactly what was sent,
-        // except Etag (it writes its own ETag) and X-Backend-No-Commit (not metadata).
-        if (name !== 'etag' && name !== 'x-backend-no-commit') replicationHeaders.push(name);
-        if (name === 'content-length') {
-          const n = pyInt(value);
-          if (n === null) throw new Error(`invalid literal for int() with base 10: ${pyRepr(value)}`);
-          if (n < 0) throw new Error(`Invalid Content-Length ${n} for ${method} ${path}`);
-          contentLength = n;
-        }
-      }
-      let body: SubrequestBody | null = null;
-      if (method === 'DELETE' || method === 'POST') {
-        if (contentLength !== null && contentLength !== 0) throw new Error(`${method} subrequest with content-length ${path}`);
-      } else if (method === 'PUT') {
-        if (contentLength === null) throw new Error(`No content-length sent for ${method} ${path}`);
-        body = new SubrequestBody(this.input, contentLength, `${method} ${path}`, o.networkChunkSize);
-      } else {
-        throw new Error(`Invalid subrequest method ${method}`);
-      }
-      headers.set('x-backend-storage-policy-index', String(o.policy.index));
-      headers.set('x-backend-replication', 'True');
-      // A primary must not 409 a fragment index other than the one it holds.
-      if (o.fragIndex !== null) headers.set('x-backend-ssync-frag-index', String(o.fragIndex));
-      if (replicationHeaders.length) headers.set('x-backend-replication-headers', replicationHeaders.join(' '));
-      const resp = await o.apply({ method, path, headers, body });
-      // A body that stalled leaves the stream out of step: the session ends here (Swift would
-      // read on and take the rest of the body for subrequest lines). A body cut short by the end
-      // of the stream is a failed subrequest, as in Swift; the next read then finds the end.
-      if (body?.error instanceof MessageTimeout) throw body.error;
+    const tally = (sub: SsyncSubrequest, resp: SsyncSubresponse) => {
       if ((resp.status >= 200 && resp.status < 300) || resp.status === 404) {
         successes++;
       } else {
-        o.log.warn({ status: resp.status }, `ssync subrequest failed with ${resp.status}: ${method} /${o.device}/${o.partition}${path} (${resp.body ?? ''})`);
+        o.log.warn({ status: resp.status }, `ssync subrequest failed with ${resp.status}: ${sub.method} /${o.device}/${o.partition}${sub.path} (${resp.body ?? ''})`);
         failures++;
       }
       if (failures >= threshold && (!successes || failures / successes > ratio)) {
         throw new Error(`Too many ${failures} failures to ${successes} successes`);
       }
-      // The subrequest may have failed before reading its body: skip the rest of it.
-      if (body && !body.error) await body.drain();
+    };
+    // A PUT whose body has all been read finishes (xattrs, fsync, rename, directory syncs: mostly
+    // waits for the disk) while the next subrequest's body is read. One at a time, and never
+    // alongside a subrequest for the same object or one that is not a PUT, so what Swift does
+    // in order still happens in order; the answer, which Swift gives only for the session as a
+    // whole, waits for it.
+    let finishing: { sub: SsyncSubrequest; done: Promise<SsyncSubresponse> } | null = null;
+    const settle = async () => {
+      const f = finishing;
+      if (!f) return;
+      finishing = null;
+      tally(f.sub, await f.done);
+    };
+    try {
+      for (let next = await this.readSubrequest(); next; next = await this.readSubrequest()) {
+        const { sub, body } = next;
+        if (finishing && (sub.method !== 'PUT' || finishing.sub.path === sub.path)) await settle();
+        const done = o.apply(sub);
+        if (body) {
+          // (a failure is taken up where it is awaited, below or in settle())
+          done.catch(() => undefined);
+          if (await Promise.race([body.consumed.then(() => true), done.then(() => false, () => false)])) {
+            await settle();
+            finishing = { sub, done };
+            continue;
+          }
+        }
+        await settle();
+        const resp = await done;
+        // A body that stalled leaves the stream out of step: the session ends here (Swift would
+        // read on and take the rest of the body for subrequest lines). A body cut short by the end
+        // of the stream is a failed subrequest, as in Swift; the next read then finds the end.
+        if (body?.error instanceof MessageTimeout) throw body.error;
+        tally(sub, resp);
+        // The subrequest may have failed before reading its body: skip the rest of it.
+        if (body && !body.error) await body.drain();
+      }
+      await settle();
+    } finally {
+      // A session that ends early still lets a PUT under way finish before its lock goes.
+      const f = finishing as { done: Promise<SsyncSubresponse> } | null;
+      if (f) await f.done.catch(() => undefined);
     }
     if (failures) throw new SessionHttpError(500, `ERROR: With :UPDATES: ${failures} failures to ${successes} successes`);
     yield enc(UPDATES_START + '\r\n');
     yield enc(UPDATES_END + '\r\n');
+  }
+
+  /** The next subrequest's line and headers, its body left in the stream; null at :UPDATES: END. */
+  private async readSubrequest(): Promise<{ sub: SsyncSubrequest; body: SubrequestBody | null } | null> {
+    const o = this.opts;
+    const line = await this.readLine('updates line');
+    if (!line || latin1(pyStrip(line)) === UPDATES_END) return null;
+    const first = latin1(pyStrip(line));
+    const sp = first.indexOf(' ');
+    if (sp < 0) throw new Error('not enough values to unpack (expected 2, got 1)');
+    const method = first.slice(0, sp);
+    const path = first.slice(sp + 1);
+    const headers = new Map<string, string>();
+    const replicationHeaders: string[] = [];
+    let contentLength: number | null = null;
+    for (;;) {
+      const raw = await this.readLine('updates line');
+      if (!raw) throw new Error(`Got no headers for ${method} ${path}`);
+      const h = latin1(pyStrip(raw));
+      if (!h) break;
+      const colon = h.indexOf(':');
+      if (colon < 0) throw new Error('not enough values to unpack (expected 2, got 1)');
+      const name = strStrip(h.slice(0, colon)).toLowerCase();
+      const value = strStrip(h.slice(colon + 1));
+      headers.set(name, value);
+      // X-Backend-Replication-Headers makes the object server keep exactly what was sent,
+      // except Etag (it writes its own ETag) and X-Backend-No-Commit (not metadata).
+      if (name !== 'etag' && name !== 'x-backend-no-commit') replicationHeaders.push(name);
+      if (name === 'content-length') {
+        const n = pyInt(value);
+        if (n === null) throw new Error(`invalid literal for int() with base 10: ${pyRepr(value)}`);
+        if (n < 0) throw new Error(`Invalid Content-Length ${n} for ${method} ${path}`);
+        contentLength = n;
+      }
+    }
+    let body: SubrequestBody | null = null;
+    if (method === 'DELETE' || method === 'POST') {
+      if (contentLength !== null && contentLength !== 0) throw new Error(`${method} subrequest with content-length ${path}`);
+    } else if (method === 'PUT') {
+      if (contentLength === null) throw new Error(`No content-length sent for ${method} ${path}`);
+      body = new SubrequestBody(this.input, contentLength, `${method} ${path}`, o.networkChunkSize);
+    } else {
+      throw new Error(`Invalid subrequest method ${method}`);
+    }
+    headers.set('x-backend-storage-policy-index', String(o.policy.index));
+    headers.set('x-backend-replication', 'True');
+    // A primary must not 409 a fragment index other than the one it holds.
+    if (o.fragIndex !== null) headers.set('x-backend-ssync-frag-index', String(o.fragIndex));
+    if (replicationHeaders.length) headers.set('x-backend-replication-headers', replicationHeaders.join(' '));
+    return { sub: { method, path, headers, body }, body };
   }
 }
 
@@ -500,6 +541,9 @@ export class SsyncReceiver {
 class SubrequestBody implements ByteSource {
   error: Error | null = null;
   private left: number;
+  /** Resolves once the whole body has been read from the session: the stream is the next subrequest's. */
+  readonly consumed: Promise<void>;
+  private markConsumed!: () => void;
 
   constructor(
     private readonly input: SessionInput,
@@ -508,6 +552,8 @@ class SubrequestBody implements ByteSource {
     private readonly chunkSize: number,
   ) {
     this.left = length;
+    this.consumed = new Promise((resolve) => (this.markConsumed = resolve));
+    if (length <= 0) this.markConsumed();
   }
 
   async read(max: number): Promise<Uint8Array | null> {
@@ -526,6 +572,7 @@ class SubrequestBody implements ByteSource {
       throw new SourceReadError(this.error.message);
     }
     this.left -= chunk.length;
+    if (this.left <= 0) this.markConsumed();
     return chunk;
   }
 

@@ -141,6 +141,20 @@ describe.runIf(enabled)('SSYNC receiver: the same answers as Swift, and nothing 
       ],
       /^:ERROR: 500 b'ERROR: With :UPDATES: 2 failures to 1 successes'\n$/,
     ],
+    [
+      // fragmend finishes a PUT while it reads the next one's body: the failure still counts
+      'a PUT that fails once its whole body is in, then one that succeeds',
+      [
+        ...MC,
+        UP[0]!,
+        `PUT /AUTH_test/c/bad-etag-2\r\nContent-Length: ${body.length}\r\nContent-Type: text/plain\r\nETag: ${'0'.repeat(32)}\r\nX-Object-Sysmeta-Ec-Frag-Index: ${FI}\r\nX-Timestamp: ${T(12)}\r\n\r\n`,
+        body.toString('latin1'),
+        `PUT /AUTH_test/c/good-after-bad\r\nContent-Length: ${body.length}\r\nContent-Type: text/plain\r\nETag: ${etag}\r\nX-Object-Sysmeta-Ec-Frag-Index: ${FI}\r\nX-Timestamp: ${T(13)}\r\n\r\n`,
+        body.toString('latin1'),
+        UP[1]!,
+      ],
+      /^:ERROR: 500 b'ERROR: With :UPDATES: 1 failures to 1 successes'\n$/,
+    ],
   ];
   for (const [what, messages, line] of errorCases) {
     it(`${what}: the same ':ERROR:' line, then the connection is dropped`, async () => {
