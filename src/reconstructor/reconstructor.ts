@@ -7,7 +7,7 @@ import { readdir, rm, rmdir, stat, unlink } from '../swift/afs.js';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { ECDriver, type ECType } from '../codec/index.js';
-import { rebuildFragmentArchive, RebuildFailed, type FragmentNode } from '../replication/fragment-fetcher.js';
+import { HeldLog, rebuildFragmentArchive, RebuildFailed, type FragmentNode } from '../replication/fragment-fetcher.js';
 import { PeerPools } from '../replication/peers.js';
 import { replicate, ReplicateError, suffixDelta } from '../replication/replicate.js';
 import { ssyncSend, type ArchiveSource, type ObjectTimestamps } from '../replication/ssync-sender.js';
@@ -386,7 +386,9 @@ export class ObjectReconstructor {
           connTimeout: this.conf.connTimeout,
           nodeTimeout: this.conf.nodeTimeout,
           httpTimeout: this.conf.httpTimeout,
-          rebuild: (df) => this.reconstructFa(part, found.node, df),
+          rebuild: (df, o) => this.reconstructFa(part, found.node, df, o?.speculative ?? false),
+          // an object-rate limit counts every rebuild it lets start: none is begun on a guess
+          speculate: !this.objectLimiter,
           logger: this.log,
         },
       );
@@ -441,13 +443,21 @@ export class ObjectReconstructor {
     return { suffixes, node };
   }
 
-  /** The archive a partner lacks, rebuilt from the other primaries (reconstruct_fa). */
-  private async reconstructFa(part: PartInfo, node: SyncTarget, df: ECDiskFile): Promise<ArchiveSource> {
+  /**
+   * The archive a partner lacks, rebuilt from the other primaries (reconstruct_fa). A
+   * speculative one (begun before the partner said it wants it) quarantines nothing, counts no
+   * failure and logs nothing unless it succeeds: a failed one is made again if it is wanted.
+   */
+  private async reconstructFa(part: PartInfo, node: SyncTarget, df: ECDiskFile, speculative = false): Promise<ArchiveSource> {
     const md = df.datafileMetadata;
     for (const key of ['Content-Length', 'X-Object-Sysmeta-Ec-Frag-Index', 'X-Object-Sysmeta-Ec-Etag']) {
-      if (md[key] === undefined) throw await df.quarantine(df.dataFile!, `Invalid fragment #${df.fragIndex}`);
+      if (md[key] === undefined) {
+        if (speculative) throw new RebuildFailed(`Invalid fragment #${df.fragIndex}`, 'errors');
+        throw await df.quarantine(df.dataFile!, `Invalid fragment #${df.fragIndex}`);
+      }
     }
-    await this.objectLimiter?.take(1);
+    if (!speculative) await this.objectLimiter?.take(1);
+    const held = speculative ? new HeldLog() : null;
     // our own archive comes from the disk, not through our object server
     const nodes: FragmentNode[] = part.state.ring.getPartNodes(part.partition).filter((n) => n.id !== node.id && n.id !== part.localDev.id);
     const request = {
@@ -461,14 +471,15 @@ export class ObjectReconstructor {
       local: { path: df.dataFile!, durable: df.onDisk?.dataInfo?.durable ?? false },
       connTimeout: this.conf.connTimeout,
       nodeTimeout: this.conf.nodeTimeout,
-      logger: this.log,
+      logger: held ?? this.log,
     };
     let src: ArchiveSource;
     try {
       try {
         src = await rebuildFragmentArchive(request);
+        held?.pass(this.log);
       } catch (e) {
-        if (!(e instanceof RebuildFailed) || !this.isQuarantineCandidate(e, df)) throw e;
+        if (speculative || !(e instanceof RebuildFailed) || !this.isQuarantineCandidate(e, df)) throw e;
         // Nobody else seems to hold this object: ask the handoffs too before deciding.
         const replicas = part.state.ring.replicaCount;
         const handoffs = [...part.state.ring.getMoreNodes(part.partition)].slice(0, Math.max(0, this.conf.requestNodeCount(replicas) - replicas));
@@ -483,7 +494,7 @@ export class ObjectReconstructor {
         }
       }
     } catch (e) {
-      if (e instanceof RebuildFailed) {
+      if (e instanceof RebuildFailed && !speculative) {
         if (e.reason === 'mixed-etag') this.stats.failures.mixedEtag++;
         else this.stats.failures.insufficient++;
         this.totals.failures++;

@@ -7,7 +7,6 @@
 // drops the spare answers): every response is a file the peer opens and starts sending.
 // Memory stays near (k + 1) fragments whatever the object size; nothing is allocated per
 // segment.
-import type { Logger } from 'pino';
 import type { ECDriver, FragmentSet } from '../codec/index.js';
 import { DiskFileError } from '../swift/ondisk.js';
 import type { Metadata } from '../swift/metadata.js';
@@ -16,6 +15,35 @@ import { Timestamp } from '../swift/timestamp.js';
 import { fragmentBuffers, getArchive, LocalArchive, type ArchiveGet, type FragmentReader } from './archive-get.js';
 import { backendPath, timeoutMs } from './peers.js';
 import type { ArchiveSource } from './ssync-sender.js';
+
+/** Where a rebuild reports its peers' trouble (a pino logger will do). */
+export interface RebuildLog {
+  warn(msg: string): void;
+  error(msg: string): void;
+}
+
+/**
+ * A log that holds its lines until told where they go, then passes the later ones straight
+ * on: a speculative rebuild's, whose lines are dropped if it fails (it will be made again, and
+ * log again, if its object turns out to be wanted).
+ */
+export class HeldLog implements RebuildLog {
+  private held: Array<['warn' | 'error', string]> = [];
+  private to: RebuildLog | null = null;
+  warn(msg: string): void {
+    if (this.to) this.to.warn(msg);
+    else this.held.push(['warn', msg]);
+  }
+  error(msg: string): void {
+    if (this.to) this.to.error(msg);
+    else this.held.push(['error', msg]);
+  }
+  pass(to: RebuildLog): void {
+    for (const [level, msg] of this.held) to[level](msg);
+    this.held = [];
+    this.to = to;
+  }
+}
 
 export interface FragmentNode {
   id: number;
@@ -46,7 +74,7 @@ export interface RebuildRequest {
   connTimeout: number;
   /** Seconds allowed for a peer's headers, and for each segment's reads once streaming. */
   nodeTimeout: number;
-  logger?: Logger;
+  logger?: RebuildLog;
 }
 
 /** Why a rebuild could not start: the reconstructor counts failures by cause. */
@@ -235,7 +263,7 @@ async function* rebuiltSegments(
   segmentSize: number,
   nodeTimeout: number,
   name: string,
-  logger?: Logger,
+  logger?: RebuildLog,
 ): AsyncGenerator<Uint8Array> {
   let set: FragmentSet | undefined;
   let out: Buffer | undefined;

@@ -69,8 +69,15 @@ export interface SsyncOptions {
   includeNonDurable?: boolean;
   /** Stop offering after this many objects (0: no limit). */
   maxObjects?: number;
-  /** Supplies the archive to PUT for a wanted object; a DiskFileError skips that object. */
-  rebuild?: (df: ECDiskFile) => Promise<ArchiveSource>;
+  /**
+   * Supplies the archive to PUT for a wanted object; a DiskFileError skips that object. Called
+   * with `speculative` for the first object offered, before the receiver has said it wants it:
+   * such a call must have no lasting effect when it fails (nothing quarantined, counted or
+   * logged as a failure); a failed one is made again, plainly, once the object is wanted.
+   */
+  rebuild?: (df: ECDiskFile, opts?: { speculative?: boolean }) => Promise<ArchiveSource>;
+  /** Start the first offered object's rebuild while the receiver decides (see rebuild). */
+  speculate?: boolean;
   logger?: Logger;
 }
 
@@ -97,6 +104,8 @@ export async function ssyncSend(mgr: ECDiskFileManager, job: SsyncJob, node: Ssy
   const where = `${node.replication_ip}:${node.replication_port}/${node.device}/${job.partition}`;
   let conn: ChunkedRequest | null = null;
   let reader: LineReader | null = null;
+  /** the first offered object's rebuild, begun before the receiver has said what it wants */
+  let early: Prepared | null = null;
   try {
     conn = await ChunkedRequest.open(
       node.replication_ip,
@@ -126,6 +135,28 @@ export async function ssyncSend(mgr: ECDiskFileManager, job: SsyncJob, node: Ssy
     }
     reader = new LineReader(resp.body);
     const fragPrefs = includeNonDurable ? [] : null;
+    /** Opens a wanted object and, when its data is wanted and there is a rebuild, starts that. */
+    const prepare = (hash: string, want: { data: boolean; meta: boolean }, speculative = false): Prepared => {
+      const df = mgr.diskFileFromHash(job.devPath, job.partition, hash, job.policy, { fragIndex: job.fragIndex, fragPrefs, openExpired: true });
+      const opened = df.open().then(() => undefined);
+      const source = (async () => {
+        await opened;
+        return want.data && opts.rebuild ? opts.rebuild(df, { speculative }) : null;
+      })();
+      // their failures are handled in turn, below
+      opened.catch(() => undefined);
+      source.catch(() => undefined);
+      return { hash, want, df, opened, source };
+    };
+    /** The early rebuild, now wanted; one that failed is made again as any other (an open that failed stands). */
+    const adopt = (e: Prepared, want: { data: boolean; meta: boolean }): Prepared => ({
+      ...e,
+      want,
+      source: e.source.catch(async () => {
+        await e.opened;
+        return opts.rebuild!(e.df);
+      }),
+    });
 
     // missing_check
     await conn.sendChunk(`${MISSING_CHECK_START}\r\n`, timeoutMs(opts.nodeTimeout), 'missing_check start');
@@ -141,6 +172,13 @@ export async function ssyncSend(mgr: ECDiskFileManager, job: SsyncJob, node: Ssy
       await conn.sendChunk(`${encodeMissing(hash, ts.tsData, ts.tsMeta, ts.tsCtype, ts.durable !== false)}\r\n`, timeoutMs(opts.nodeTimeout), `missing_check send line: ${nlines} lines sent`);
       nlines++;
     }
+    // A sync job offers only suffixes its partner disagrees with, so the partner most likely
+    // wants the first object offered. Its rebuild starts now: the receiver answers only once
+    // it holds its device's replication lock, and the wait for the peers' answers, the longest
+    // part of a small archive's rebuild, then falls into that wait instead of into the time
+    // the receiver holds its device. Not wanted, it is let go.
+    const firstOffered = result.inSync.keys().next();
+    if (opts.rebuild && opts.speculate && !firstOffered.done) early = prepare(firstOffered.value, { data: true, meta: false }, true);
     await conn.sendChunk(`${MISSING_CHECK_END}\r\n`, timeoutMs(opts.nodeTimeout), 'missing_check end');
     await expectLine(reader, MISSING_CHECK_START, timeoutMs(opts.httpTimeout), 'missing_check start wait');
     const wanted = new Map<string, { data: boolean; meta: boolean }>();
@@ -162,24 +200,25 @@ export async function ssyncSend(mgr: ECDiskFileManager, job: SsyncJob, node: Ssy
     // receiver holds its device for the whole session.
     await conn.sendChunk(`${UPDATES_START}\r\n`, timeoutMs(opts.nodeTimeout), 'updates start');
     const entries = [...wanted];
-    const prepare = (i: number): Prepared => {
-      const [hash, want] = entries[i]!;
-      const df = mgr.diskFileFromHash(job.devPath, job.partition, hash, job.policy, { fragIndex: job.fragIndex, fragPrefs, openExpired: true });
-      const source = (async () => {
-        await df.open();
-        return want.data && opts.rebuild ? opts.rebuild(df) : null;
-      })();
-      // its failure is handled in turn, below
-      source.catch(() => undefined);
-      return { hash, want, df, source };
-    };
-    let next: Prepared | null = entries.length ? prepare(0) : null;
+    const prepareAt = (i: number): Prepared => prepare(...entries[i]!);
+    let next: Prepared | null = null;
+    if (entries.length) {
+      const [hash, want] = entries[0]!;
+      if (early?.hash === hash && want.data) {
+        next = adopt(early, want);
+        early = null;
+      } else {
+        next = prepareAt(0);
+      }
+    }
+    if (early) discardPrepared(early);
+    early = null;
     try {
       for (let i = 0; i < entries.length; i++) {
         const { hash, want, df, source: prepared } = next!;
         next = null;
         const ahead = () => {
-          if (!next && i + 1 < entries.length) next = prepare(i + 1);
+          if (!next && i + 1 < entries.length) next = prepareAt(i + 1);
         };
         try {
           const rebuilt = await prepared;
@@ -221,7 +260,7 @@ export async function ssyncSend(mgr: ECDiskFileManager, job: SsyncJob, node: Ssy
       }
     } finally {
       // a session torn down with an archive asked for ahead: its answers are let go
-      if (next) void next.source.then((src) => src?.discard?.(), () => undefined);
+      if (next) discardPrepared(next);
     }
     await conn.sendChunk(`${UPDATES_END}\r\n`, timeoutMs(opts.nodeTimeout), 'updates end');
     await expectLine(reader, UPDATES_START, timeoutMs(opts.httpTimeout), 'updates start wait');
@@ -229,6 +268,7 @@ export async function ssyncSend(mgr: ECDiskFileManager, job: SsyncJob, node: Ssy
     result.success = true;
     return result;
   } catch (e) {
+    if (early) discardPrepared(early);
     let msg = (e as Error).message;
     // A receiver that refuses mid-conversation says why in an :ERROR: line, then hangs up.
     const said = reader ? await reader.readLine(200, 'error line').catch(() => null) : null;
@@ -258,7 +298,13 @@ interface Prepared {
   hash: string;
   want: { data: boolean; meta: boolean };
   df: ECDiskFile;
+  opened: Promise<void>;
   source: Promise<ArchiveSource | null>;
+}
+
+/** Lets go of what a prepared rebuild holds (its peers' answers), whenever it comes. */
+function discardPrepared(p: Prepared): void {
+  void p.source.then((src) => src?.discard?.(), () => undefined);
 }
 
 function localArchive(df: ECDiskFile): ArchiveSource {

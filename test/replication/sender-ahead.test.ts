@@ -1,7 +1,9 @@
 // The SSYNC sender asks for the next wanted object's rebuild while the current one streams.
 // Into fragmend's own receiver: every object arrives, in order and intact, and the next rebuild
 // has been asked for before the current body ends; a rebuild that fails skips its object only;
-// a session torn down with a rebuild asked for ahead lets go of it.
+// a session torn down with a rebuild asked for ahead lets go of it. With `speculate`, the first
+// offered object's rebuild begins while the receiver waits for its device lock and is the one
+// sent; one not wanted is let go unstreamed; one that fails is made again once wanted.
 import type { Server } from 'node:net';
 import { fakeSsyncReceiver } from '../helpers/fake-ssync-receiver.js';
 import { join } from 'node:path';
@@ -9,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ssyncSend, type ArchiveSource } from '../../src/replication/ssync-sender.js';
 import type { ObjectServer } from '../../src/server/object-server.js';
 import { DiskFileError, ECDiskFileManager, type ECDiskFile } from '../../src/swift/diskfile.js';
+import { acquireLock } from '../../src/swift/locks.js';
 import { Timestamp } from '../../src/swift/timestamp.js';
 import { makeSandbox, request, startOurServer, PREFIX, SUFFIX, type Sandbox } from '../server/harness.js';
 
@@ -63,12 +66,12 @@ describe('SSYNC sender: the next rebuild is asked for while the current archive 
   const opts = { connTimeout: 2, nodeTimeout: 2, httpTimeout: 2 };
 
   /** A rebuild whose body streams in pieces with pauses, recording what happened when. */
-  const recorder = (fail: (name: string) => boolean = () => false) => {
+  const recorder = (fail: (name: string, speculative: boolean) => boolean = () => false) => {
     const events: string[] = [];
-    const rebuild = async (df: ECDiskFile): Promise<ArchiveSource> => {
+    const rebuild = async (df: ECDiskFile, o?: { speculative?: boolean }): Promise<ArchiveSource> => {
       const name = df.objectName!.split('/').pop()!;
-      events.push(`rebuild ${name}`);
-      if (fail(name)) throw new DiskFileError(`no peers for ${name}`);
+      events.push(`rebuild ${name}${o?.speculative ? ' early' : ''}`);
+      if (fail(name, !!o?.speculative)) throw new DiskFileError(`no peers for ${name}`);
       const body = bodyOf(name);
       // (as a real rebuild's: the ETag is the receiver's to compute)
       const { ETag: _etag, ...metadata } = df.datafileMetadata;
@@ -135,5 +138,93 @@ describe('SSYNC sender: the next rebuild is asked for while the current archive 
     // the one being sent and the one asked for ahead are both let go
     for (const name of asked) expect(events).toContain(`discard ${name}`);
     expect(events.filter((e) => e.startsWith('streamed'))).toEqual([]);
+  });
+
+  /** the name of the object behind an offered hash */
+  const nameOf = async (hash: string) => {
+    const df = mgr.diskFileFromHash(srcDev, PART, hash, sbx.policy, { fragIndex: 1 });
+    await df.open();
+    return df.objectName!.split('/').pop()!;
+  };
+
+  it("with speculate, the first offered object's rebuild starts while the receiver waits for its device lock, and is the one sent", async () => {
+    await ours.server.stop();
+    const root = sbx.devices('dst3');
+    ours = await startOurServer(sbx, root);
+    // another session holds the receiver's device
+    const release = await acquireLock(join(root, 'sdb'), { timeout: 5 });
+    const { events, rebuild } = recorder();
+    const sending = ssyncSend(mgr, job(), { replication_ip: '127.0.0.1', replication_port: ours.port, device: 'sdb', backendIndex: 2 }, { ...opts, rebuild, speculate: true });
+    await new Promise((r) => setTimeout(r, 300));
+    const early = [...events];
+    release();
+    const r = await sending;
+    expect(r.error).toBeUndefined();
+    expect(r.sent).toBe(N);
+    expect(early).toHaveLength(1);
+    expect(early[0]).toMatch(/^rebuild o\d early$/);
+    const rebuilds = events.filter((e) => e.startsWith('rebuild'));
+    // each object once: the early rebuild was not made again
+    expect(rebuilds).toHaveLength(N);
+    expect(new Set(rebuilds.map((e) => e.split(' ')[1])).size).toBe(N);
+    for (let i = 0; i < N; i++) {
+      const got = await request(ours.port, 'GET', `/sdb/${PART}/AUTH_t/c/o${i}`, { 'X-Backend-Storage-Policy-Index': '1' });
+      expect(got.status).toBe(200);
+      expect(Buffer.compare(got.body, bodyOf(`o${i}`))).toBe(0);
+    }
+  });
+
+  it('an early rebuild the receiver does not want is let go without being streamed', async () => {
+    let offered: string[] = [];
+    const { port, server } = await fakeSsyncReceiver(() => undefined, {
+      want: (o) => {
+        offered = o;
+        return o.slice(1);
+      },
+      finish: true,
+    });
+    servers.push(server);
+    const { events, rebuild } = recorder();
+    const r = await ssyncSend(mgr, job(), { replication_ip: '127.0.0.1', replication_port: port, device: 'sdb', backendIndex: 2 }, { ...opts, rebuild, speculate: true });
+    expect(r.error).toBeUndefined();
+    expect(r.success).toBe(true);
+    expect(r.sent).toBe(N - 1);
+    const first = await nameOf(offered[0]!);
+    await new Promise((res) => setTimeout(res, 50));
+    expect(events).toContain(`rebuild ${first} early`);
+    expect(events).toContain(`discard ${first}`);
+    expect(events).not.toContain(`streamed ${first}`);
+    expect(events).not.toContain(`rebuild ${first}`);
+    expect(events.filter((e) => e.startsWith('streamed'))).toHaveLength(N - 1);
+  });
+
+  it('an early rebuild that failed is made again, plainly, once its object is wanted', async () => {
+    await ours.server.stop();
+    ours = await startOurServer(sbx, sbx.devices('dst4'));
+    // fails only as a guess
+    const { events, rebuild } = recorder((_name, speculative) => speculative);
+    const r = await ssyncSend(mgr, job(), { replication_ip: '127.0.0.1', replication_port: ours.port, device: 'sdb', backendIndex: 2 }, { ...opts, rebuild, speculate: true });
+    expect(r.error).toBeUndefined();
+    expect(r.sent).toBe(N);
+    const early = events.filter((e) => e.endsWith(' early'));
+    expect(early).toHaveLength(1);
+    const first = early[0]!.split(' ')[1]!;
+    expect(events.indexOf(`rebuild ${first}`)).toBeGreaterThan(events.indexOf(early[0]!));
+    const got = await request(ours.port, 'GET', `/sdb/${PART}/AUTH_t/c/${first}`, { 'X-Backend-Storage-Policy-Index': '1' });
+    expect(got.status).toBe(200);
+    expect(Buffer.compare(got.body, bodyOf(first))).toBe(0);
+  });
+
+  it('without speculate, nothing is rebuilt before the receiver answers', async () => {
+    await ours.server.stop();
+    const root = sbx.devices('dst5');
+    ours = await startOurServer(sbx, root);
+    const release = await acquireLock(join(root, 'sdb'), { timeout: 5 });
+    const { events, rebuild } = recorder();
+    const sending = ssyncSend(mgr, job(), { replication_ip: '127.0.0.1', replication_port: ours.port, device: 'sdb', backendIndex: 2 }, { ...opts, rebuild });
+    await new Promise((r) => setTimeout(r, 200));
+    expect(events).toEqual([]);
+    release();
+    expect((await sending).sent).toBe(N);
   });
 });
