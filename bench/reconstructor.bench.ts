@@ -2,7 +2,7 @@
 // clusters, with the same data and the same settings (concurrency 1, log_level INFO):
 //   1. restoring a wiped device on an all-Swift cluster: wall seconds, MiB/s of fragment archives
 //      restored, CPU seconds of the reconstructor processes (each kind of object server is
-//      started once and warmed by one unmeasured run before its rounds);
+//      started once and warmed by unmeasured runs before its rounds);
 //   2. the same restore with fragmend's object servers on every node (same confs, same disks);
 //   3. a pass with nothing to do over a 1024-partition ring whose partitions hold objects;
 //   4. peak RSS of a reconstructor rebuilding a lost archive of a 1 MiB and of a big object.
@@ -10,7 +10,8 @@
 //   npm run bench:reconstructor [-- --json]
 //   (= npx vitest run --config bench/vitest.config.ts -- [--json])
 //
-// Environment: FRAGMEND_BENCH_ROUNDS (3), FRAGMEND_BENCH_OBJECTS (128 objects in the restore data
+// Environment: FRAGMEND_BENCH_ROUNDS (3), FRAGMEND_BENCH_WARMUP (3 unmeasured restores warming
+// each kind of object server), FRAGMEND_BENCH_OBJECTS (128 objects in the restore data
 // set), FRAGMEND_BENCH_NOOP_OBJECTS (3000), FRAGMEND_BENCH_NOOP_NODES (2 nodes timed per no-op
 // pass), FRAGMEND_BENCH_BIG_MIB (1024), FRAGMEND_BENCH_QUICK=1 (small everything, to try the
 // bench out), FRAGMEND_BENCH_CPU_PROF=<dir> (fragmend reconstructors write .cpuprofile files
@@ -58,6 +59,8 @@ const NOOP_OBJECTS = int(env.FRAGMEND_BENCH_NOOP_OBJECTS, QUICK ? 400 : 3000);
 const NOOP_NODES = int(env.FRAGMEND_BENCH_NOOP_NODES, 2);
 const NOOP_PART_POWER = 10;
 const BIG_MIB = int(env.FRAGMEND_BENCH_BIG_MIB, QUICK ? 64 : 1024);
+/** unmeasured restores that warm each kind of object server before its rounds */
+const WARMUP = int(env.FRAGMEND_BENCH_WARMUP, QUICK ? 1 : 3);
 const CPU_PROF = env.FRAGMEND_BENCH_CPU_PROF || '';
 const SERVER_PROF = env.FRAGMEND_BENCH_SERVER_PROF || '';
 /** extra node options for fragmend's reconstructors, to try V8 settings: FRAGMEND_BENCH_NODE_FLAGS="--max-semi-space-size=1" */
@@ -692,7 +695,9 @@ async function restoreBench() {
     const samples: RestoreSample[] = [];
     // Object servers run for weeks; one just started (Node still compiling its hot paths, Python
     // still importing) is not what a rebuild meets. So each kind of server is started once,
-    // warmed by one unmeasured restore, and then serves all of its rounds. The first block also
+    // warmed by FRAGMEND_BENCH_WARMUP unmeasured restores by its own daemon, and then serves all
+    // of its rounds. (After one, fragmend's servers still spent a fifth of their CPU in V8's
+    // optimizing compiler, and less with every round for about ten.) The first block also
     // runs one unmeasured fragmend restore: on a node, the daemon's code cache has long since
     // settled (as Swift's .pyc files have), and the startup runs above never rebuilt anything.
     const blocks: Array<['swift' | 'fragmend', Array<[Daemon, Mode]>]> = [
@@ -701,8 +706,8 @@ async function restoreBench() {
     ];
     for (const [servers, kinds] of blocks) {
       await b.useServers(servers);
-      note(`restore: warming ${servers} object servers with one unmeasured restore`);
-      await restoreOnce(servers, servers, 'parallel');
+      note(`restore: warming ${servers} object servers with ${WARMUP} unmeasured restore(s)`);
+      for (let w = 0; w < WARMUP; w++) await restoreOnce(servers, servers, 'parallel');
       if (servers === 'swift') await restoreOnce('fragmend', servers, 'parallel');
       for (let r = 0; r < ROUNDS; r++) {
         // rotating the order spreads any drift over the run (another job on the machine, page
@@ -1045,7 +1050,7 @@ function report(m: ReturnType<typeof machine>, restore: Awaited<ReturnType<typeo
   ].join('\n');
   const json = {
     machine: m,
-    settings: { rounds: ROUNDS, nodes: NODES, victim: VICTIM, restoreObjects: restore.objects, dataSetMiB: restore.dataSetMiB, noopObjects: NOOP_OBJECTS, noopPartPower: NOOP_PART_POWER, bigMiB: BIG_MIB },
+    settings: { rounds: ROUNDS, warmup: WARMUP, nodes: NODES, victim: VICTIM, restoreObjects: restore.objects, dataSetMiB: restore.dataSetMiB, noopObjects: NOOP_OBJECTS, noopPartPower: NOOP_PART_POWER, bigMiB: BIG_MIB },
     rows,
     restore,
     noop,
