@@ -62,6 +62,14 @@ describe('SSYNC sender: the next rebuild is asked for while the current archive 
     sbx?.cleanup();
   });
 
+  /** Our receiver again, over empty devices; returns their root. */
+  const freshReceiver = async (name: string) => {
+    await ours.server.stop();
+    const root = sbx.devices(name);
+    ours = await startOurServer(sbx, root);
+    return root;
+  };
+
   const job = () => ({ devPath: srcDev, partition: PART, policy: sbx.policy, fragIndex: 1, suffixes });
   const opts = { connTimeout: 2, nodeTimeout: 2, httpTimeout: 2 };
 
@@ -112,8 +120,7 @@ describe('SSYNC sender: the next rebuild is asked for while the current archive 
   it('a rebuild that fails skips its object only', async () => {
     const victim = 'o3';
     // the receiver already has them all: empty it first
-    await ours.server.stop();
-    ours = await startOurServer(sbx, sbx.devices('dst2'));
+    await freshReceiver('dst2');
     const { rebuild } = recorder((name) => name === victim);
     const r = await ssyncSend(mgr, job(), { replication_ip: '127.0.0.1', replication_port: ours.port, device: 'sdb', backendIndex: 2 }, { ...opts, rebuild });
     expect(r.success).toBe(true);
@@ -148,9 +155,7 @@ describe('SSYNC sender: the next rebuild is asked for while the current archive 
   };
 
   it("with speculate, the first offered object's rebuild starts while the receiver waits for its device lock, and is the one sent", async () => {
-    await ours.server.stop();
-    const root = sbx.devices('dst3');
-    ours = await startOurServer(sbx, root);
+    const root = await freshReceiver('dst3');
     // another session holds the receiver's device
     const release = await acquireLock(join(root, 'sdb'), { timeout: 5 });
     const { events, rebuild } = recorder();
@@ -199,8 +204,7 @@ describe('SSYNC sender: the next rebuild is asked for while the current archive 
   });
 
   it('an early rebuild that failed is made again, plainly, once its object is wanted', async () => {
-    await ours.server.stop();
-    ours = await startOurServer(sbx, sbx.devices('dst4'));
+    await freshReceiver('dst4');
     // fails only as a guess
     const { events, rebuild } = recorder((_name, speculative) => speculative);
     const r = await ssyncSend(mgr, job(), { replication_ip: '127.0.0.1', replication_port: ours.port, device: 'sdb', backendIndex: 2 }, { ...opts, rebuild, speculate: true });
@@ -216,9 +220,7 @@ describe('SSYNC sender: the next rebuild is asked for while the current archive 
   });
 
   it('without speculate, nothing is rebuilt before the receiver answers', async () => {
-    await ours.server.stop();
-    const root = sbx.devices('dst5');
-    ours = await startOurServer(sbx, root);
+    const root = await freshReceiver('dst5');
     const release = await acquireLock(join(root, 'sdb'), { timeout: 5 });
     const { events, rebuild } = recorder();
     const sending = ssyncSend(mgr, job(), { replication_ip: '127.0.0.1', replication_port: ours.port, device: 'sdb', backendIndex: 2 }, { ...opts, rebuild });
