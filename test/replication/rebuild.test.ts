@@ -1,7 +1,8 @@
 // Rebuilding a lost fragment archive with real Swift 2.30 on both sides: fragmend's fragment
 // fetcher GETs the other fragments from real Swift object servers, fragmend's SSYNC sender
 // pushes the rebuilt archive (and tombstones, .meta updates) into a real Swift object server,
-// and the files that server writes are the ones it lost, byte for byte.
+// and the files that server writes are the ones it lost, byte for byte; a rebuild begun while
+// that server waits for its replication lock is the one it gets.
 import { createHash } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,6 +11,7 @@ import { ECDriver } from '../../src/codec/index.js';
 import { rebuildFragmentArchive, RebuildFailed } from '../../src/replication/fragment-fetcher.js';
 import { ssyncSend, type ArchiveSource } from '../../src/replication/ssync-sender.js';
 import { ECDiskFileManager, type ECDiskFile } from '../../src/swift/diskfile.js';
+import { acquireLock } from '../../src/swift/locks.js';
 import { loadSwiftConf, type StoragePolicy } from '../../src/swift/policies.js';
 import { realSwiftEnabled, SwiftSandbox, swiftHttp } from '../helpers/swift-cluster.js';
 import { bytes, type NodeInfo, type Placement } from '../helpers/placement.js';
@@ -131,6 +133,62 @@ describe.skipIf(!realSwiftEnabled())('rebuild and SSYNC against real Swift objec
       opts,
     );
     expect(again).toMatchObject({ success: true, sent: 0 });
+  });
+
+  it("a rebuild begun while Swift's receiver waits for its lock (longer than node_timeout) is the one sent, byte-identical", async () => {
+    const object = 'early';
+    const body = bytes(3 * 1048576 + 7, 13);
+    await put(object, body);
+    const p = await placementOf(object);
+    const lost = p.primaries[2]!;
+    const source = p.primaries[5]!;
+    const before = await sbx.diskfileOk<{ metadata: Record<string, string>; body: string }>({ op: 'read', ...where(p, lost, object), frag_index: lost.index });
+    const namesBefore = await files(p, lost, object);
+    const lostDev = join(sbx.nodeOfDevice(lost.device).devicesRoot, lost.device);
+    rmSync(join(lostDev, 'objects-1', String(p.partition), p.hash.slice(-3), p.hash), { recursive: true });
+    // another session holds the partition: Swift's receiver waits for it
+    const release = await acquireLock(join(lostDev, 'objects-1', String(p.partition)), { name: 'replication', timeout: 5 });
+    const calls: string[] = [];
+    const others = p.primaries.filter((n) => n.id !== lost.id && n.id !== source.id).map((n) => ({ ...n, replication_ip: n.ip, replication_port: n.port }));
+    const sending = ssyncSend(
+      managerFor(source),
+      { devPath: join(sbx.nodeOfDevice(source.device).devicesRoot, source.device), partition: p.partition, policy, fragIndex: source.index!, suffixes: [p.hash.slice(-3)] },
+      target(lost),
+      {
+        ...opts,
+        nodeTimeout: 1,
+        speculate: true,
+        rebuild: async (df, o) => {
+          calls.push(o?.speculative ? 'early' : 'plain');
+          return rebuildFragmentArchive({
+            policy,
+            ec,
+            partition: p.partition,
+            name: df.objectName!,
+            localMetadata: df.datafileMetadata,
+            targetIndex: lost.index!,
+            nodes: others,
+            local: { path: df.dataFile!, durable: true },
+            connTimeout: 2,
+            nodeTimeout: 1,
+          });
+        },
+      },
+    );
+    let over = false;
+    void sending.then(() => (over = true));
+    await new Promise((r) => setTimeout(r, 2500));
+    expect(over, 'the session waits for the lock').toBe(false);
+    expect(calls).toEqual(['early']);
+    release();
+    const result = await sending;
+    expect(result.error).toBeUndefined();
+    expect(result.success).toBe(true);
+    expect(calls).toEqual(['early']);
+    expect(await files(p, lost, object)).toEqual(namesBefore);
+    const after = await sbx.diskfileOk<{ metadata: Record<string, string>; body: string }>({ op: 'read', ...where(p, lost, object), frag_index: lost.index });
+    expect(md5(Buffer.from(after.body, 'base64'))).toBe(md5(Buffer.from(before.body, 'base64')));
+    expect(after.metadata).toEqual(before.metadata);
   });
 
   it('a rebuilt body shorter than its Content-Length fails the session and nothing is committed', async () => {
