@@ -55,18 +55,32 @@ describe.skipIf(!realSwiftEnabled())('rebuild and SSYNC against real Swift objec
     new ECDiskFileManager({ devices: sbx.nodeOfDevice(n.device).devicesRoot, mountCheck: false, hashPrefix: sbx.hashPrefix, hashSuffix: sbx.hashSuffix });
   const target = (n: NodeInfo) => ({ replication_ip: n.ip, replication_port: n.port, device: n.device, backendIndex: n.index! });
   const opts = { connTimeout: 2, nodeTimeout: 10, httpTimeout: 30 };
+  type Read = { metadata: Record<string, string>; body: string };
+  /** Writes an object through the proxy and loses primary `li`'s archive of it; what that node held. */
+  const loseArchive = async (object: string, body: Buffer, li: number, si: number) => {
+    await put(object, body);
+    const p = await placementOf(object);
+    const lost = p.primaries[li]!;
+    const source = p.primaries[si]!;
+    const before = await sbx.diskfileOk<Read>({ op: 'read', ...where(p, lost, object), frag_index: lost.index });
+    const namesBefore = await files(p, lost, object);
+    const lostDev = join(sbx.nodeOfDevice(lost.device).devicesRoot, lost.device);
+    rmSync(join(lostDev, 'objects-1', String(p.partition), p.hash.slice(-3), p.hash), { recursive: true });
+    expect(await files(p, lost, object)).toEqual([]);
+    return { p, lost, source, before, namesBefore, lostDev };
+  };
+  /** The lost node holds again what it held: file names, data and metadata. */
+  const expectRestored = async (l: Awaited<ReturnType<typeof loseArchive>>, object: string) => {
+    expect(await files(l.p, l.lost, object)).toEqual(l.namesBefore);
+    const after = await sbx.diskfileOk<Read>({ op: 'read', ...where(l.p, l.lost, object), frag_index: l.lost.index });
+    expect(md5(Buffer.from(after.body, 'base64'))).toBe(md5(Buffer.from(l.before.body, 'base64')));
+    expect(after.metadata).toEqual(l.before.metadata);
+  };
 
   it('a lost archive is rebuilt from real peers and pushed into a real Swift node byte-identical', async () => {
     const object = 'big';
-    const body = bytes(2 * 1048576 + 100, 5);
-    await put(object, body);
-    const p = await placementOf(object);
-    const lost = p.primaries[3]!;
-    const source = p.primaries[4]!;
-    const before = await sbx.diskfileOk<{ metadata: Record<string, string>; body: string }>({ op: 'read', ...where(p, lost, object), frag_index: lost.index });
-    const namesBefore = await files(p, lost, object);
-    rmSync(join(sbx.nodeOfDevice(lost.device).devicesRoot, lost.device, 'objects-1', String(p.partition), p.hash.slice(-3), p.hash), { recursive: true });
-    expect(await files(p, lost, object)).toEqual([]);
+    const l = await loseArchive(object, bytes(2 * 1048576 + 100, 5), 3, 4);
+    const { p, lost, source } = l;
 
     const mgr = managerFor(source);
     const devPath = join(sbx.nodeOfDevice(source.device).devicesRoot, source.device);
@@ -87,10 +101,7 @@ describe.skipIf(!realSwiftEnabled())('rebuild and SSYNC against real Swift objec
     expect(result.error).toBeUndefined();
     expect(result.success).toBe(true);
     expect(rebuilt).toBe(1);
-    expect(await files(p, lost, object)).toEqual(namesBefore);
-    const after = await sbx.diskfileOk<{ metadata: Record<string, string>; body: string }>({ op: 'read', ...where(p, lost, object), frag_index: lost.index });
-    expect(md5(Buffer.from(after.body, 'base64'))).toBe(md5(Buffer.from(before.body, 'base64')));
-    expect(after.metadata).toEqual(before.metadata);
+    await expectRestored(l, object);
   });
 
   it('tombstones and .meta updates converge, and an in-sync partner gets nothing', async () => {
@@ -137,15 +148,8 @@ describe.skipIf(!realSwiftEnabled())('rebuild and SSYNC against real Swift objec
 
   it("a rebuild begun while Swift's receiver waits for its lock (longer than node_timeout) is the one sent, byte-identical", async () => {
     const object = 'early';
-    const body = bytes(3 * 1048576 + 7, 13);
-    await put(object, body);
-    const p = await placementOf(object);
-    const lost = p.primaries[2]!;
-    const source = p.primaries[5]!;
-    const before = await sbx.diskfileOk<{ metadata: Record<string, string>; body: string }>({ op: 'read', ...where(p, lost, object), frag_index: lost.index });
-    const namesBefore = await files(p, lost, object);
-    const lostDev = join(sbx.nodeOfDevice(lost.device).devicesRoot, lost.device);
-    rmSync(join(lostDev, 'objects-1', String(p.partition), p.hash.slice(-3), p.hash), { recursive: true });
+    const l = await loseArchive(object, bytes(3 * 1048576 + 7, 13), 2, 5);
+    const { p, lost, source, lostDev } = l;
     // another session holds the partition: Swift's receiver waits for it
     const release = await acquireLock(join(lostDev, 'objects-1', String(p.partition)), { name: 'replication', timeout: 5 });
     const calls: string[] = [];
@@ -185,10 +189,7 @@ describe.skipIf(!realSwiftEnabled())('rebuild and SSYNC against real Swift objec
     expect(result.error).toBeUndefined();
     expect(result.success).toBe(true);
     expect(calls).toEqual(['early']);
-    expect(await files(p, lost, object)).toEqual(namesBefore);
-    const after = await sbx.diskfileOk<{ metadata: Record<string, string>; body: string }>({ op: 'read', ...where(p, lost, object), frag_index: lost.index });
-    expect(md5(Buffer.from(after.body, 'base64'))).toBe(md5(Buffer.from(before.body, 'base64')));
-    expect(after.metadata).toEqual(before.metadata);
+    await expectRestored(l, object);
   });
 
   it('a rebuilt body shorter than its Content-Length fails the session and nothing is committed', async () => {
