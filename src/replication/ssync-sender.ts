@@ -71,12 +71,12 @@ export interface SsyncOptions {
   maxObjects?: number;
   /**
    * Supplies the archive to PUT for a wanted object; a DiskFileError skips that object. Called
-   * with `speculative` for the first object offered, before the receiver has said it wants it:
+   * with `speculative` for the first objects offered, before the receiver has said it wants them:
    * such a call must have no lasting effect when it fails (nothing quarantined, counted or
    * logged as a failure); a failed one is made again, plainly, once the object is wanted.
    */
   rebuild?: (df: ECDiskFile, opts?: { speculative?: boolean }) => Promise<ArchiveSource>;
-  /** Start the first offered object's rebuild while the receiver decides (see rebuild). */
+  /** Start the first offered objects' rebuilds while the receiver decides (see rebuild). */
   speculate?: boolean;
   logger?: Logger;
 }
@@ -104,8 +104,12 @@ export async function ssyncSend(mgr: ECDiskFileManager, job: SsyncJob, node: Ssy
   const where = `${node.replication_ip}:${node.replication_port}/${node.device}/${job.partition}`;
   let conn: ChunkedRequest | null = null;
   let reader: LineReader | null = null;
-  /** the first offered object's rebuild, begun before the receiver has said what it wants */
-  let early: Prepared | null = null;
+  /** the first offered objects' rebuilds, begun before the receiver has said what it wants */
+  const early = new Map<string, Prepared>();
+  const dropEarly = () => {
+    for (const e of early.values()) discardPrepared(e);
+    early.clear();
+  };
   try {
     conn = await ChunkedRequest.open(
       node.replication_ip,
@@ -173,12 +177,16 @@ export async function ssyncSend(mgr: ECDiskFileManager, job: SsyncJob, node: Ssy
       nlines++;
     }
     // A sync job offers only suffixes its partner disagrees with, so the partner most likely
-    // wants the first object offered. Its rebuild starts now: the receiver answers only once
+    // wants the first objects offered. Their rebuilds start now: the receiver answers only once
     // it holds its device's replication lock, and the wait for the peers' answers, the longest
     // part of a small archive's rebuild, then falls into that wait instead of into the time
-    // the receiver holds its device. Not wanted, it is let go.
-    const firstOffered = result.inSync.keys().next();
-    if (opts.rebuild && opts.speculate && !firstOffered.done) early = prepare(firstOffered.value, { data: true, meta: false }, true);
+    // the receiver holds its device. Those not wanted are let go.
+    if (opts.rebuild && opts.speculate) {
+      for (const hash of result.inSync.keys()) {
+        if (early.size >= REBUILDS_AHEAD) break;
+        early.set(hash, prepare(hash, { data: true, meta: false }, true));
+      }
+    }
     await conn.sendChunk(`${MISSING_CHECK_END}\r\n`, timeoutMs(opts.nodeTimeout), 'missing_check end');
     await expectLine(reader, MISSING_CHECK_START, timeoutMs(opts.httpTimeout), 'missing_check start wait');
     const wanted = new Map<string, { data: boolean; meta: boolean }>();
@@ -195,38 +203,39 @@ export async function ssyncSend(mgr: ECDiskFileManager, job: SsyncJob, node: Ssy
 
     // updates
     //
-    // With a rebuild, the next wanted object's archive is asked of the peers while this one's
+    // With a rebuild, the next wanted objects' archives are asked of the peers while this one's
     // streams: a small archive's rebuild is mostly the wait for the peers' answers, and the
     // receiver holds its device for the whole session.
     await conn.sendChunk(`${UPDATES_START}\r\n`, timeoutMs(opts.nodeTimeout), 'updates start');
     const entries = [...wanted];
-    const prepareAt = (i: number): Prepared => prepare(...entries[i]!);
-    let next: Prepared | null = null;
-    if (entries.length) {
-      const [hash, want] = entries[0]!;
-      if (early?.hash === hash && want.data) {
-        next = adopt(early, want);
-        early = null;
-      } else {
-        next = prepareAt(0);
+    /** the objects opened (and their rebuilds under way) from the current one on, in order */
+    const queue: Prepared[] = [];
+    let queued = 0;
+    const fill = (n: number) => {
+      while (queue.length < n && queued < entries.length) {
+        const [hash, want] = entries[queued++]!;
+        const e = early.get(hash);
+        early.delete(hash);
+        if (e && want.data) queue.push(adopt(e, want));
+        else {
+          if (e) discardPrepared(e);
+          queue.push(prepare(hash, want));
+        }
       }
-    }
-    if (early) discardPrepared(early);
-    early = null;
+    };
+    fill(early.size ? 1 + REBUILDS_AHEAD : 1);
+    dropEarly();
     try {
       for (let i = 0; i < entries.length; i++) {
-        const { hash, want, df, source: prepared } = next!;
-        next = null;
-        const ahead = () => {
-          if (!next && i + 1 < entries.length) next = prepareAt(i + 1);
-        };
+        fill(1);
+        const { hash, want, df, source: prepared } = queue[0]!;
         try {
           const rebuilt = await prepared;
           const name = df.objectName!;
           if (want.data) {
             const durable = df.durableTimestamp !== null && df.durableTimestamp.equals(df.dataTimestamp);
             const source = rebuilt ?? localArchive(df);
-            if (rebuilt) ahead();
+            if (rebuilt) fill(1 + REBUILDS_AHEAD);
             try {
               await sendPut(conn, name, source, durable, opts);
             } finally {
@@ -256,11 +265,12 @@ export async function ssyncSend(mgr: ECDiskFileManager, job: SsyncJob, node: Ssy
             throw e;
           }
         }
-        ahead();
+        queue.shift();
+        fill(1);
       }
     } finally {
-      // a session torn down with an archive asked for ahead: its answers are let go
-      if (next) discardPrepared(next);
+      // a session torn down with archives asked for ahead: their answers are let go
+      for (const p of queue) discardPrepared(p);
     }
     await conn.sendChunk(`${UPDATES_END}\r\n`, timeoutMs(opts.nodeTimeout), 'updates end');
     await expectLine(reader, UPDATES_START, timeoutMs(opts.httpTimeout), 'updates start wait');
@@ -268,7 +278,7 @@ export async function ssyncSend(mgr: ECDiskFileManager, job: SsyncJob, node: Ssy
     result.success = true;
     return result;
   } catch (e) {
-    if (early) discardPrepared(early);
+    dropEarly();
     let msg = (e as Error).message;
     // A receiver that refuses mid-conversation says why in an :ERROR: line, then hangs up.
     const said = reader ? await reader.readLine(200, 'error line').catch(() => null) : null;
@@ -301,6 +311,13 @@ interface Prepared {
   opened: Promise<void>;
   source: Promise<ArchiveSource | null>;
 }
+
+/**
+ * How many wanted objects' rebuilds are under way beyond the one being sent, and how many are
+ * begun before the receiver answers. Two rather than one: a restore one node after another took
+ * 1.60 s against 1.77–1.87 s, at once 1.44 s against 1.51–1.56 s (medians of 5 rounds).
+ */
+const REBUILDS_AHEAD = 2;
 
 /** Lets go of what a prepared rebuild holds (its peers' answers), whenever it comes. */
 function discardPrepared(p: Prepared): void {
