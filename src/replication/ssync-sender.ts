@@ -226,8 +226,7 @@ export async function ssyncSend(mgr: ECDiskFileManager, job: SsyncJob, node: Ssy
     fill(early.size ? 1 + REBUILDS_AHEAD : 1);
     dropEarly();
     try {
-      for (let i = 0; i < entries.length; i++) {
-        fill(1);
+      while (queue.length) {
         const { hash, want, df, source: prepared } = queue[0]!;
         try {
           const rebuilt = await prepared;

@@ -1431,8 +1431,9 @@ export class ObjectServer {
         throw badRequest('An erasure-coded PUT needs X-Object-Sysmeta-Ec-Frag-Index (or X-Backend-Ssync-Frag-Index)');
       }
       const noCommit = configTrueValue(req.headers.get('x-backend-no-commit') ?? 'false');
+      const secondPhase = !!(mimeDocs && mime?.commit);
       // Without a second phase to wait for, the fragment is written durable at once.
-      const durableNow = !noCommit && !(mimeDocs && mime?.commit);
+      const durableNow = !noCommit && !secondPhase;
       try {
         await writer.put(metadata, '.data', { durable: durableNow });
       } catch (e) {
@@ -1446,7 +1447,7 @@ export class ObjectServer {
         mimeDocs.resume();
         if (!(await readPutCommit(mimeDocs))) return { status: 500 };
       }
-      if (!noCommit && !durableNow) await writer.commit(reqTs);
+      if (!noCommit && secondPhase) await writer.commit(reqTs);
       if (mimeDocs) await mimeDocs.drain();
       return { status: 201, headers: [['Etag', `"${etag}"`]] };
     } catch (e) {

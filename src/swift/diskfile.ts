@@ -24,7 +24,7 @@ import {
 import { DiskFileBadMetadataChecksum, DiskFileNotExist, encodeSurrogateEscape, readMetadata, writeMetadata, type Metadata } from './metadata.js';
 import { policyString, type StoragePolicy } from './policies.js';
 import { Timestamp } from './timestamp.js';
-import { consolidateHashes, hashesEqual, invalidateHash, readHashes, writeHashes, type SuffixHashes } from './hashes.js';
+import { consolidateHashes, hashesEqual, invalidateHash, readHashes, sameSuffixHashes, writeHashes, type SuffixHashes } from './hashes.js';
 
 
 /**
@@ -660,10 +660,4 @@ export class ECDiskFileWriter {
     }
     if (this.tmpPath && !this.putSucceeded) await removeFile(this.tmpPath);
   }
-}
-
-function sameSuffixHashes(a: SuffixHashes, b: SuffixHashes): boolean {
-  if (a.size !== b.size) return false;
-  for (const [k, v] of a) if (b.get(k) !== v) return false;
-  return true;
 }

@@ -159,7 +159,14 @@ export function hashesEqual(a: HashesState, b: HashesState): boolean {
     if (!b.suffixes.has(s)) return false;
     const o = b.suffixes.get(s) ?? null;
     if ((h === null) !== (o === null)) return false;
-    if (h && o && (h.size !== o.size || [...h].some(([k, v]) => o.get(k) !== v))) return false;
+    if (h && o && !sameSuffixHashes(h, o)) return false;
   }
+  return true;
+}
+
+/** Whether two suffixes' hashes ({None|index: md5}) say the same. */
+export function sameSuffixHashes(a: SuffixHashes, b: SuffixHashes): boolean {
+  if (a.size !== b.size) return false;
+  for (const [k, v] of a) if (b.get(k) !== v) return false;
   return true;
 }
