@@ -10,7 +10,7 @@
 //   npm run bench:reconstructor [-- --json]
 //   (= npx vitest run --config bench/vitest.config.ts -- [--json])
 //
-// Environment: FRAGMEND_BENCH_ROUNDS (3), FRAGMEND_BENCH_WARMUP (3 unmeasured restores warming
+// Environment: FRAGMEND_BENCH_ROUNDS (3), FRAGMEND_BENCH_WARMUP (10 unmeasured restores warming
 // each kind of object server), FRAGMEND_BENCH_OBJECTS (128 objects in the restore data
 // set), FRAGMEND_BENCH_NOOP_OBJECTS (3000), FRAGMEND_BENCH_NOOP_NODES (2 nodes timed per no-op
 // pass), FRAGMEND_BENCH_BIG_MIB (1024), FRAGMEND_BENCH_QUICK=1 (small everything, to try the
@@ -19,7 +19,8 @@
 // stop), FRAGMEND_BENCH_KEEP=1 (keep the sandboxes), FRAGMEND_BENCH_REV=<commit> (bench that
 // commit's src/ rather than the working tree's), FRAGMEND_BENCH_QUIET_WAIT (300: seconds to
 // wait for others' jobs to leave the CPU before a round), FRAGMEND_BENCH_ONLY=restore|noop (one
-// part only; the other's rows print as '-'), FRAGMEND_BENCH_PERF=<dir> (each measured restore
+// part only; the other's rows print as '-'), FRAGMEND_BENCH_SERVERS=swift|fragmend (restore rounds
+// on that kind of object server only), FRAGMEND_BENCH_PERF=<dir> (each measured restore
 // round and no-op pass runs under a system-wide `perf record -g -e cpu-clock`, which samples
 // only what is on a CPU, unlike V8's --cpu-prof; fragmend's processes then write
 // /tmp/perf-<pid>.map for their JS; FRAGMEND_BENCH_PERF_HZ sets the rate, 499 by default),
@@ -36,7 +37,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createCipheriv, createHash } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
-import { appendFile, mkdir, readdir, readFile, rm, stat as fsStat } from 'node:fs/promises';
+import { appendFile, mkdir, readdir, readFile, rename, rm, stat as fsStat } from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
 import { join, relative } from 'node:path';
@@ -60,7 +61,7 @@ const NOOP_NODES = int(env.FRAGMEND_BENCH_NOOP_NODES, 2);
 const NOOP_PART_POWER = 10;
 const BIG_MIB = int(env.FRAGMEND_BENCH_BIG_MIB, QUICK ? 64 : 1024);
 /** unmeasured restores that warm each kind of object server before its rounds */
-const WARMUP = int(env.FRAGMEND_BENCH_WARMUP, QUICK ? 1 : 3);
+const WARMUP = int(env.FRAGMEND_BENCH_WARMUP, QUICK ? 1 : 10);
 const CPU_PROF = env.FRAGMEND_BENCH_CPU_PROF || '';
 const SERVER_PROF = env.FRAGMEND_BENCH_SERVER_PROF || '';
 /** extra node options for fragmend's reconstructors, to try V8 settings: FRAGMEND_BENCH_NODE_FLAGS="--max-semi-space-size=1" */
@@ -71,8 +72,11 @@ const KEEP = env.FRAGMEND_BENCH_KEEP === '1';
 const REV = env.FRAGMEND_BENCH_REV || '';
 const ONLY = env.FRAGMEND_BENCH_ONLY || '';
 const PERF = env.FRAGMEND_BENCH_PERF || '';
+/** restore rounds on one kind of object server only (the other's rows print as '-') */
+const SERVERS = env.FRAGMEND_BENCH_SERVERS || '';
 /** node options that let perf name JIT-compiled JS */
 const PERF_FLAGS = PERF ? ['--perf-basic-prof-only-functions', '--interpreted-frames-native-stack'] : [];
+if (SERVERS && SERVERS !== 'swift' && SERVERS !== 'fragmend') throw new Error(`FRAGMEND_BENCH_SERVERS is swift or fragmend, not ${SERVERS}`);
 if (ONLY && ONLY !== 'restore' && ONLY !== 'noop') throw new Error(`FRAGMEND_BENCH_ONLY is restore or noop, not ${ONLY}`);
 /** the commit REV named when the build was made (a branch may move while the bench runs) */
 let revSha = '';
@@ -626,10 +630,20 @@ async function restoreBench() {
     note(`restore: the victim device ${victim.devices[0]} holds ${lostFiles.length} fragment archives, ${lostMiB.toFixed(1)} MiB`);
     const others = [...Array(NODES).keys()].filter((i) => i !== VICTIM);
 
+    let wipes = 0;
     const restoreOnce = async (daemon: Daemon, servers: 'swift' | 'fragmend', mode: Mode): Promise<RestoreSample> => {
       await b.useServers(servers);
       await b.quiet();
-      for (const e of await readdir(devPath)) await rm(join(devPath, e), { recursive: true, force: true });
+      // The device is emptied by moving its contents aside, not by deleting them: a replaced
+      // disk is a fresh file system, where one emptied by rm has hundreds of inodes freed
+      // moments ago. ext4 without a journal (as here) skips those for a minute or more when it
+      // places a new inode, looking each one up, and every file and directory the restore
+      // created paid for that: perf found 0.16 s of the receiving server's main thread per
+      // restore in that search, on either kind of server. What was moved aside goes with the
+      // sandbox.
+      const aside = join(sbx.paths.root, 'wiped', String(++wipes));
+      await mkdir(aside, { recursive: true });
+      for (const e of await readdir(devPath)) await rename(join(devPath, e), join(aside, e));
       let wall = 0;
       let passes = 0;
       let daemonCpu = 0;
@@ -697,7 +711,9 @@ async function restoreBench() {
     // still importing) is not what a rebuild meets. So each kind of server is started once,
     // warmed by FRAGMEND_BENCH_WARMUP unmeasured restores by its own daemon, and then serves all
     // of its rounds. (After one, fragmend's servers still spent a fifth of their CPU in V8's
-    // optimizing compiler, and less with every round for about ten.) The first block also
+    // optimizing compiler. Their CPU per restore at once fell from 1.9 s in the first to 1.2 s
+    // by the tenth, and their restore from 1.64 s to 1.21 s; with three warm-ups, every
+    // measured round was still faster than the one before.) The first block also
     // runs one unmeasured fragmend restore: on a node, the daemon's code cache has long since
     // settled (as Swift's .pyc files have), and the startup runs above never rebuilt anything.
     const blocks: Array<['swift' | 'fragmend', Array<[Daemon, Mode]>]> = [
@@ -705,6 +721,7 @@ async function restoreBench() {
       ['fragmend', [['fragmend', 'parallel'], ['fragmend', 'sequential']]],
     ];
     for (const [servers, kinds] of blocks) {
+      if (SERVERS && servers !== SERVERS) continue;
       await b.useServers(servers);
       note(`restore: warming ${servers} object servers with ${WARMUP} unmeasured restore(s)`);
       for (let w = 0; w < WARMUP; w++) await restoreOnce(servers, servers, 'parallel');
