@@ -27,7 +27,9 @@ export interface OfferedObject {
   durable: boolean;
 }
 
-const quote = (s: string) => encodeURIComponent(s).replace(/[!'()*]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase()).replace(/%2F/gi, '/');
+/** what Python's quote() leaves alone: hashes and timestamps are all made of these */
+const QUOTE_SAFE = /^[A-Za-z0-9_.~/-]*$/;
+const quote = (s: string) => (QUOTE_SAFE.test(s) ? s : encodeURIComponent(s).replace(/[!'()*]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase()).replace(/%2F/gi, '/'));
 
 /** encode_missing: one offer line, without its CRLF. */
 export function encodeMissing(hash: string, tsData: Timestamp, tsMeta?: Timestamp | null, tsCtype?: Timestamp | null, durable = true): string {

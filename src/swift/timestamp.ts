@@ -70,6 +70,8 @@ export class Timestamp {
   readonly offset: bigint;
   /** Units of 10 microseconds. */
   readonly raw: number;
+  /** internal, once asked for */
+  private formatted: string | undefined = undefined;
 
   constructor(value: number | string | Uint8Array | Timestamp, opts: TimestampOptions = {}) {
     let ts: number;
@@ -130,7 +132,9 @@ export class Timestamp {
 
   /** normal, plus '_%016x' of the offset when there is one. */
   get internal(): string {
-    return this.offset ? `${this.normal}_${this.offset.toString(16).padStart(16, '0')}` : this.normal;
+    // formatted once: sorting a directory's files and every equals/compare would otherwise
+    // format both sides again
+    return (this.formatted ??= this.offset ? `${this.normal}_${this.offset.toString(16).padStart(16, '0')}` : this.normal);
   }
 
   /** normal, plus '_%x' of the offset when there is one. */

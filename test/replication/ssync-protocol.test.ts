@@ -78,6 +78,20 @@ describe.runIf(swiftPythonEnabled())("missing_check and wanted lines, judged by 
       expect(errorLine(500, c.msg)).toBe(t.error);
     });
   });
+
+  it("quotes what Python's quote() quotes, beyond hex digits too", () => {
+    const names = ['a b/c', "it's(*)!", '~_.-/', 'é%2F', 'a\tb?c#d'];
+    const theirs = runPython<string[]>(
+      String.raw`
+import json, sys
+from swift.common.utils import Timestamp
+from swift.obj.ssync_sender import encode_missing
+print(json.dumps([encode_missing(n, Timestamp('1700000000.12345')).decode() for n in json.load(sys.stdin)]))
+`,
+      names,
+    );
+    expect(names.map((n) => encodeMissing(n, new Timestamp('1700000000.12345')))).toEqual(theirs);
+  });
 });
 
 describe('SSYNC lines', () => {
