@@ -31,12 +31,14 @@ export class HeldLog implements RebuildLog {
   private held: Array<['warn' | 'error', string]> = [];
   private to: RebuildLog | null = null;
   warn(msg: string): void {
-    if (this.to) this.to.warn(msg);
-    else this.held.push(['warn', msg]);
+    this.line('warn', msg);
   }
   error(msg: string): void {
-    if (this.to) this.to.error(msg);
-    else this.held.push(['error', msg]);
+    this.line('error', msg);
+  }
+  private line(level: 'warn' | 'error', msg: string): void {
+    if (this.to) this.to[level](msg);
+    else this.held.push([level, msg]);
   }
   pass(to: RebuildLog): void {
     for (const [level, msg] of this.held) to[level](msg);

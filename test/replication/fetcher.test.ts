@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ECDriver } from '../../src/codec/index.js';
-import { rebuildFragmentArchive, RebuildFailed, type FragmentNode } from '../../src/replication/fragment-fetcher.js';
+import { HeldLog, rebuildFragmentArchive, RebuildFailed, type FragmentNode } from '../../src/replication/fragment-fetcher.js';
 import type { StoragePolicy } from '../../src/swift/policies.js';
 
 const K = 4;
@@ -181,5 +181,24 @@ describe('gathering fragments for a rebuild', () => {
     const src = await rebuildFragmentArchive({ ...request(true), local: { path: join(dir, 'gone.data'), durable: true } });
     expect(await drain(src.body)).toEqual(archives[5]);
     expect(totalGets()).toBe(K);
+  });
+});
+
+describe("a speculative rebuild's log", () => {
+  it('holds its lines until passed on, then passes them in order and the later ones straight through; unpassed, they go nowhere', () => {
+    const got: string[] = [];
+    const to = { warn: (m: string) => got.push(`warn ${m}`), error: (m: string) => got.push(`error ${m}`) };
+    const held = new HeldLog();
+    held.warn('a');
+    held.error('b');
+    expect(got).toEqual([]);
+    held.pass(to);
+    expect(got).toEqual(['warn a', 'error b']);
+    held.error('c');
+    held.warn('d');
+    expect(got).toEqual(['warn a', 'error b', 'error c', 'warn d']);
+    const dropped = new HeldLog();
+    dropped.error('never');
+    expect(got).toHaveLength(4);
   });
 });
