@@ -2,11 +2,9 @@
 // reconstructor all write into it): one JSON line, read-modify-written under a lock on the file,
 // replaced by rename, nested dicts merged and an empty dict deleting its key. swift-recon and
 // the recon middleware read it.
-import { closeSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
-import { unlink, writeFile } from '../swift/afs.js';
+import { closeSync, fstatSync, openSync, readSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { renamer } from '../swift/fsutil.js';
 import { randomHex } from '../swift/lazy-crypto.js';
 import { tryLock } from '../swift/locks.js';
 
@@ -85,7 +83,9 @@ async function lockFile(path: string, timeoutSeconds: number): Promise<number> {
 export async function dumpReconCache(update: Record<string, Json>, cacheFile: string, lockTimeout = 2): Promise<void> {
   const fd = await lockFile(cacheFile, lockTimeout);
   try {
-    const buf = Buffer.alloc(1 << 20);
+    // Plain reads and writes of a file of a few hundred bytes: each step through the thread pool
+    // would be a wait of its own at the end of a pass, when the process has nothing else to do.
+    const buf = Buffer.allocUnsafe(Math.min(fstatSync(fd).size, 1 << 20));
     const n = readSync(fd, buf, 0, buf.length, 0);
     const first = buf.subarray(0, n).toString('utf8').split('\n')[0] ?? '';
     let entry: Record<string, Json> = {};
@@ -98,10 +98,15 @@ export async function dumpReconCache(update: Record<string, Json>, cacheFile: st
     for (const [k, v] of Object.entries(update)) putReconCacheEntry(entry, k, v);
     const tmp = join(dirname(cacheFile), `.${process.pid}.${randomHex(6)}.recon.tmp`);
     try {
-      await writeFile(tmp, pyJson(entry) + '\n', 'ascii');
-      await renamer(tmp, cacheFile, false);
-    } finally {
-      await unlink(tmp).catch(() => undefined);
+      writeFileSync(tmp, pyJson(entry) + '\n', 'ascii');
+      renameSync(tmp, cacheFile);
+    } catch (e) {
+      try {
+        unlinkSync(tmp);
+      } catch {
+        /* never written */
+      }
+      throw e;
     }
   } finally {
     closeSync(fd);

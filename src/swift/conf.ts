@@ -3,7 +3,7 @@
 // (no inline comments), indented continuation lines, lower-cased keys, case-sensitive
 // sections, %(name)s interpolation, conf.d directories. A config Swift rejects, fragmend
 // rejects too, with the file and line in the message.
-import { readdir, readFile, stat } from './afs.js';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { pyFloat, pyInt } from './python-values.js';
 
@@ -110,11 +110,15 @@ export class ConfigParser {
     if (errors.length) throw new ConfigError(`source contains parsing errors: ${errors.join('; ')}`);
   }
 
-  /** Reads a file; false when it cannot be opened (Python's read() skips such files). */
+  /**
+   * Reads a file; false when it cannot be opened (Python's read() skips such files). Plain
+   * reads, as Python's are: a config is read at start, where each step through the thread pool
+   * (open, stat, read, close) is a wait of its own for a process that has nothing else to do.
+   */
   async readFile(path: string): Promise<boolean> {
     let text: string;
     try {
-      text = await readFile(path, 'utf8');
+      text = readFileSync(path, 'utf8');
     } catch {
       return false;
     }
@@ -201,9 +205,14 @@ export async function readConf(
 ): Promise<Conf | Record<string, Conf | string>> {
   const parser = new ConfigParser({ defaults: opts.defaults, interpolation: 'nicer' });
   let ok = false;
-  const st = await stat(path).catch(() => null);
+  let st: ReturnType<typeof statSync> | null = null;
+  try {
+    st = statSync(path);
+  } catch {
+    /* read as a file below, which fails with the message */
+  }
   if (st?.isDirectory()) {
-    const files = (await readdir(path)).filter((f) => f.endsWith('.conf') && !f.startsWith('.')).sort();
+    const files = readdirSync(path).filter((f) => f.endsWith('.conf') && !f.startsWith('.')).sort();
     for (const f of files) ok = (await parser.readFile(join(path, f))) || ok;
   } else {
     ok = await parser.readFile(path);

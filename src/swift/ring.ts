@@ -25,7 +25,8 @@
 // for it. Sections not named above (extensions) are skipped, as Swift skips them.
 //
 // Legacy pickled rings are not supported.
-import { readFile, stat } from './afs.js';
+import { stat } from './afs.js';
+import { readFileSync, statSync } from 'node:fs';
 import { endianness } from 'node:os';
 import { crc32, inflateRawSync, constants as zlibConstants } from 'node:zlib';
 import { RingError } from './errors.js';
@@ -727,8 +728,9 @@ export class Ring {
     try {
       // mtime is taken before the read: if the file is replaced in between, the next
       // hasChanged() notices, whereas the other order could miss the new ring forever.
-      mtimeNs = (await stat(path, { bigint: true })).mtimeNs;
-      gz = await readFile(path);
+      // (plain reads: the ring is parsed synchronously right after anyway)
+      mtimeNs = statSync(path, { bigint: true }).mtimeNs;
+      gz = readFileSync(path);
     } catch (err) {
       throw new RingError(`cannot read ring ${path}: ${(err as Error).message}`, { cause: err });
     }
