@@ -2,6 +2,7 @@
 // with every option modern Swift reads and its default. Unknown options are ignored, as Swift
 // ignores them; a bad value stops start-up with a message naming the option.
 import { ConfigError, OptionReader, readConf, type Conf } from '../swift/conf.js';
+import { IO_CLASSES, type IoClass } from './priority.js';
 
 export interface ReconstructorConfig {
   confPath: string;
@@ -41,6 +42,12 @@ export interface ReconstructorConfig {
   logStatsdDefaultSampleRate: number;
   logStatsdSampleRateFactor: number;
   logStatsdMetricPrefix: string;
+  /** nice_priority (-20 to 19); null: unchanged */
+  nicePriority: number | null;
+  /** ionice_class; null: unchanged */
+  ioniceClass: IoClass | null;
+  /** ionice_priority (0 to 7) */
+  ionicePriority: number;
   // Beyond Swift, all off by default.
   /** Serve Prometheus text metrics on this port (0: off). */
   metricsPort: number;
@@ -90,6 +97,11 @@ export function parseReconstructorConfig(conf: Conf, confPath = conf.__file__ ??
   else if (dflt) warnings.push('Ignored handoffs_first option in favor of handoffs_only.');
   const reclaimAge = r.int('reclaim_age', 604800, { min: 0 });
   const legacyCrc = r.has('write_legacy_ec_crc') ? r.bool('write_legacy_ec_crc', false) : null;
+  // Swift warns and carries on at a value it cannot use; here, as for every option, start-up stops.
+  const ioniceClass = r.has('ionice_class') ? r.str('ionice_class', '') : null;
+  if (ioniceClass !== null && !Object.hasOwn(IO_CLASSES, ioniceClass)) {
+    throw new ConfigError(`${where}: ionice_class must be one of ${Object.keys(IO_CLASSES).join(', ')}, not ${JSON.stringify(ioniceClass)}`);
+  }
   return {
     confPath,
     devices: r.str('devices', '/srv/node'),
@@ -126,6 +138,9 @@ export function parseReconstructorConfig(conf: Conf, confPath = conf.__file__ ??
     logStatsdDefaultSampleRate: r.float('log_statsd_default_sample_rate', 1, { min: 0, max: 1 }),
     logStatsdSampleRateFactor: r.float('log_statsd_sample_rate_factor', 1, { min: 0, max: 1 }),
     logStatsdMetricPrefix: r.str('log_statsd_metric_prefix', ''),
+    nicePriority: r.has('nice_priority') ? r.int('nice_priority', 0, { min: -20, max: 19 }) : null,
+    ioniceClass: ioniceClass as IoClass | null,
+    ionicePriority: r.int('ionice_priority', 0, { min: 0, max: 7 }),
     metricsPort: r.int('metrics_port', 0, { min: 0, max: 65535 }),
     metricsBindIp: r.str('metrics_bind_ip', '127.0.0.1'),
     maxObjectsPerSecond: r.float('max_objects_per_second', 0, { min: 0 }),

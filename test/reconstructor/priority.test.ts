@@ -1,0 +1,106 @@
+// nice_priority, ionice_class and ionice_priority, as every Swift daemon reads them: a bad value
+// stops start-up naming the option; a daemon started with them runs every one of its threads at
+// that nice value and I/O class (read back from /proc and util-linux's ionice), and keeps working.
+import { execFile, spawn } from 'node:child_process';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LoopbackCluster } from '../../src/demo/cluster.js';
+import { parseReconstructorConfig } from '../../src/reconstructor/config.js';
+
+const run = promisify(execFile);
+const BIN = new URL('../../bin/fragmend.js', import.meta.url).pathname;
+
+describe('nice_priority and ionice_* options', () => {
+  const parse = (extra: Record<string, string>) => parseReconstructorConfig({ devices: '/srv/node', ...extra }, 'object-server.conf');
+
+  it('are read as Swift names them, and left alone when unset', () => {
+    expect(parse({})).toMatchObject({ nicePriority: null, ioniceClass: null, ionicePriority: 0 });
+    expect(parse({ nice_priority: '10', ionice_class: 'IOPRIO_CLASS_BE', ionice_priority: '7' })).toMatchObject({ nicePriority: 10, ioniceClass: 'IOPRIO_CLASS_BE', ionicePriority: 7 });
+    expect(parse({ nice_priority: '-20', ionice_class: 'IOPRIO_CLASS_IDLE' })).toMatchObject({ nicePriority: -20, ioniceClass: 'IOPRIO_CLASS_IDLE' });
+  });
+
+  it('a bad value stops start-up with a message naming the option', () => {
+    expect(() => parse({ nice_priority: 'low' })).toThrow(/nice_priority must be an integer >= -20 and <= 19, not "low"/);
+    expect(() => parse({ nice_priority: '20' })).toThrow(/nice_priority must be an integer >= -20 and <= 19/);
+    expect(() => parse({ ionice_class: 'idle' })).toThrow(/ionice_class must be one of IOPRIO_CLASS_RT, IOPRIO_CLASS_BE, IOPRIO_CLASS_IDLE, not "idle"/);
+    expect(() => parse({ ionice_class: 'IOPRIO_CLASS_BE', ionice_priority: '8' })).toThrow(/ionice_priority must be an integer >= 0 and <= 7, not "8"/);
+  });
+});
+
+/** nice values of every thread of a process, from /proc/<pid>/task/<tid>/stat (field 19) */
+function threadNice(pid: number): number[] {
+  return readdirSync(`/proc/${pid}/task`).map((tid) => {
+    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+  });
+}
+
+describe('a reconstructor daemon started with them', () => {
+  let cluster: LoopbackCluster;
+  beforeAll(async () => {
+    cluster = await LoopbackCluster.create({ nodes: 6, devicesPerNode: 1, partPower: 3, policies: [{ index: 1, name: 'ec42', ecType: 'liberasurecode_rs_vand', k: 4, m: 2 }] });
+    await cluster.startAll();
+    for (let i = 0; i < 4; i++) await cluster.putObject(1, 'AUTH_p', 'c', `o${i}`, new Uint8Array(5000 + i).fill(i));
+  }, 60_000);
+  afterAll(async () => cluster?.destroy());
+
+  async function daemonWith(extra: Record<string, string>, check: (pid: number) => Promise<void>) {
+    const base = cluster.nodes[0]!.conf;
+    const conf = `${base}.priority.conf`;
+    const lines = Object.entries(extra).map(([k, v]) => `${k} = ${v}`);
+    writeFileSync(conf, readFileSync(base, 'utf8').replace('[object-reconstructor]', ['[object-reconstructor]', ...lines].join('\n')));
+    const child = spawn(process.execPath, [BIN, 'reconstructor', conf, '-v'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    try {
+      for (let i = 0; i < 150 && !/Object reconstruction complete\./.test(out); i++) await new Promise((r) => setTimeout(r, 100));
+      expect(out).toMatch(/Object reconstruction complete\./);
+      await check(child.pid!);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    expect(await new Promise<number | null>((r) => child.once('exit', (c) => r(c)))).toBe(0);
+    return out;
+  }
+
+  it('runs every thread at nice_priority, in the idle I/O class, and finishes its passes', async () => {
+    const out = await daemonWith({ nice_priority: '7', ionice_class: 'IOPRIO_CLASS_IDLE' }, async (pid) => {
+      const nice = threadNice(pid);
+      expect(nice.length).toBeGreaterThan(3);
+      expect(new Set(nice)).toEqual(new Set([7]));
+      const tids = readdirSync(`/proc/${pid}/task`);
+      const { stdout } = await run('ionice', ['-p', ...tids]);
+      expect(stdout.trim().split('\n')).toEqual(tids.map(() => 'idle'));
+    });
+    expect(out).toMatch(/set nice priority to 7/);
+    expect(out).toMatch(/set ionice class IOPRIO_CLASS_IDLE priority 0/);
+    expect(out).not.toMatch(/Unable to modify/);
+  }, 60_000);
+
+  it('sets a best-effort I/O priority within its class, and leaves nice alone when unset', async () => {
+    await daemonWith({ ionice_class: 'IOPRIO_CLASS_BE', ionice_priority: '6' }, async (pid) => {
+      expect(new Set(threadNice(pid))).toEqual(new Set([0]));
+      const { stdout } = await run('ionice', ['-p', String(pid)]);
+      expect(stdout.trim()).toBe('best-effort: prio 6');
+    });
+  }, 60_000);
+});
+
+describe('a refused setting', () => {
+  it('is logged and the daemon goes on unchanged, as Swift does', async () => {
+    // Lowering the nice value needs a privilege this child is made to lack: its soft and hard
+    // RLIMIT_NICE allow no value below its own (util-linux prlimit, as Debian installs it).
+    const dir = join(process.env.TMPDIR ?? '/tmp', `fragmend-prio-${process.pid}`);
+    const conf = `${dir}.conf`;
+    writeFileSync(conf, `[DEFAULT]\ndevices = ${dir}-devices\nmount_check = false\nswift_dir = ${dir}-nonexistent\n[object-reconstructor]\nnice_priority = -5\n`);
+    // (root also drops the capability that overrides the limit, with util-linux setpriv)
+    const asRoot = process.getuid?.() === 0 ? ['setpriv', '--inh-caps=-all', '--bounding-set=-all'] : [];
+    const r = await run('prlimit', ['--nice=0:0', '--', ...asRoot, process.execPath, BIN, 'reconstructor', conf, '--once']).catch((e) => e);
+    // start-up goes on past the refusal and stops later, at the missing swift.conf
+    expect(`${r.stdout}${r.stderr}`).toMatch(/Unable to modify scheduling priority of process \(nice_priority = -5\)\. Keeping unchanged!/);
+    expect(`${r.stdout}${r.stderr}`).toMatch(/swift\.conf/);
+  }, 30_000);
+});
