@@ -4,7 +4,7 @@ import pino from 'pino';
 import type { Argv } from 'yargs';
 import { loadReconstructorConfig } from '../reconstructor/config.js';
 import { startMetricsServer } from '../reconstructor/metrics.js';
-import { modifyPriority } from '../reconstructor/priority.js';
+import { dropPrivileges, modifyPriority } from '../reconstructor/priority.js';
 import { ObjectReconstructor } from '../reconstructor/reconstructor.js';
 import { runWorkers } from '../reconstructor/workers.js';
 
@@ -18,8 +18,10 @@ export async function runReconstructor(a: { conf: string; once: boolean; devices
     level: a.verbose ? 'debug' : (LEVELS[conf.logLevel] ?? 'info'),
     base: { pid: process.pid, ...(a['worker-index'] !== undefined ? { worker: `${a['worker-index'] + 1}/${conf.reconstructorWorkers}` } : {}) },
   });
-  // as Swift's run_daemon does, before anything else starts (worker processes start with it too)
+  // as Swift's daemons do, before anything else starts (worker processes start with both too):
+  // the priority first, which root may raise, then the user the process goes on as
   modifyPriority(conf, log);
+  dropPrivileges(conf.user, log);
   const devices = csv(a.devices);
   const partitions = csv(a.partitions).map(Number);
   if (partitions.some((p) => !Number.isInteger(p) || p < 0)) throw new Error(`-p takes partition numbers, got ${JSON.stringify(a.partitions)}`);

@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { ECDriver, type ECType } from '../codec/index.js';
@@ -136,6 +136,8 @@ export class LoopbackCluster {
           `swift_dir = ${this.swiftDir}`,
           `recon_cache_path = ${reconCache}`,
           `log_name = object-${n}`,
+          // the account a daemon started as root goes on as (Swift's default is swift)
+          `user = ${userInfo().username}`,
           '',
           '[pipeline:main]',
           'pipeline = object-server',

@@ -1,15 +1,26 @@
-// Swift's modify_priority: the nice_priority, ionice_class and ionice_priority options every
-// Swift daemon reads, so an operator can keep the reconstructor from competing with client
-// traffic for the cores and the disks. Applied at start, before the daemon starts its work.
+// Swift's modify_priority and drop_privileges, which every Swift daemon applies at start:
+// nice_priority, ionice_class and ionice_priority, so an operator can keep the reconstructor
+// from competing with client traffic for the cores and the disks; and `user`, the account a
+// daemon started as root goes on as, so that what it creates on the devices belongs to the
+// account the object servers run as.
 //
 // Linux gives each thread its own nice value and I/O priority, and a thread starts with its
 // creator's. Swift sets them for its process's main thread, before it starts any other; a Node
 // process has started V8's and libuv's threads by then, so every thread of the process is set.
 // Node has no ioprio_set: util-linux's ionice (in every Debian) makes the call.
-import { spawnSync } from 'node:child_process';
+import { ConfigError } from '../swift/conf.js';
 import { readdirSync } from 'node:fs';
-import { setPriority } from 'node:os';
+import { createRequire } from 'node:module';
+import { setPriority, userInfo } from 'node:os';
 import type { Logger } from 'pino';
+
+/** A helper command's outcome; node:child_process is loaded only when a setting needs one. */
+function runTool(cmd: string, args: string[]): { ok: boolean; stdout: string; why: string } {
+  const cp = createRequire(import.meta.url)('node:child_process') as typeof import('node:child_process');
+  const r = cp.spawnSync(cmd, args, { encoding: 'utf8', timeout: 10_000 });
+  const ok = !r.error && r.status === 0;
+  return { ok, stdout: r.stdout ?? '', why: r.error ? r.error.message : (r.stderr || `exit status ${r.status}`).trim() };
+}
 
 /** Swift's IO_CLASS_ENUM */
 export const IO_CLASSES = { IOPRIO_CLASS_RT: 1, IOPRIO_CLASS_BE: 2, IOPRIO_CLASS_IDLE: 3 } as const;
@@ -64,15 +75,52 @@ export function modifyPriority(s: PrioritySettings, log: Logger): { nice: boolea
     const [main, ...others] = threadIds();
     // The main thread first, where a refusal counts; then the others, any of which may have
     // ended meanwhile (-t: go on past a thread that is gone).
-    const r = spawnSync('ionice', [...set, '-p', String(main)], { encoding: 'utf8', timeout: 10_000 });
-    if (r.error || r.status !== 0) {
-      const why = r.error ? r.error.message : (r.stderr || `exit status ${r.status}`).trim();
-      log.warn(`Unable to modify I/O scheduling class and priority of process (ionice_class = ${s.ioniceClass}, ionice_priority = ${s.ionicePriority}). Keeping unchanged! ${why}`);
+    const r = runTool('ionice', [...set, '-p', String(main)]);
+    if (!r.ok) {
+      log.warn(`Unable to modify I/O scheduling class and priority of process (ionice_class = ${s.ioniceClass}, ionice_priority = ${s.ionicePriority}). Keeping unchanged! ${r.why}`);
     } else {
-      if (others.length) spawnSync('ionice', ['-t', ...set, '-p', ...others.map(String)], { timeout: 10_000 });
+      if (others.length) runTool('ionice', ['-t', ...set, '-p', ...others.map(String)]);
       done.ionice = true;
       log.debug(`set ionice class ${s.ioniceClass} priority ${s.ionicePriority}`);
     }
   }
   return done;
+}
+
+/** A user's uid, primary gid and home, through the system's user database (getent, as NSS has it). */
+function lookUpUser(user: string): { uid: number; gid: number; home: string } | null {
+  const r = runTool('getent', ['passwd', user]);
+  const f = r.ok ? r.stdout.split('\n')[0]!.split(':') : [];
+  if (f.length < 7) return null;
+  const [uid, gid] = [Number(f[2]), Number(f[3])];
+  return Number.isInteger(uid) && Number.isInteger(gid) ? { uid, gid, home: f[5]! } : null;
+}
+
+/**
+ * Swift's drop_privileges(user): a process running as root takes on the user's groups, group
+ * and id, and its HOME. One already running as that user has nothing to do; one running as
+ * another user cannot switch, and stops (Swift's setgid fails the same way).
+ */
+export function dropPrivileges(user: string, log: Logger): void {
+  let me = '';
+  try {
+    me = userInfo().username;
+  } catch {
+    // a uid with no entry in the user database (some containers): compared by id below
+  }
+  if (me === user) return;
+  const getuid = process.getuid?.bind(process);
+  if (!getuid) return; // not a POSIX system: nothing to drop
+  const pw = lookUpUser(user);
+  if (!pw) throw new ConfigError(`user = ${user}: no such user`);
+  if (getuid() === pw.uid) return;
+  if (process.geteuid?.() !== 0) {
+    throw new ConfigError(`user = ${user}: running as ${me || `uid ${getuid()}`}, not as root, this process cannot become ${user}`);
+  }
+  // (initgroups: the groups listing the user as a member, as Swift's setgroups, and its own)
+  (process as unknown as { initgroups(user: string, extraGroup: number): void }).initgroups(user, pw.gid);
+  process.setgid!(pw.gid);
+  process.setuid!(pw.uid);
+  process.env.HOME = pw.home;
+  log.debug(`running as ${user} (uid ${pw.uid}, gid ${pw.gid})`);
 }

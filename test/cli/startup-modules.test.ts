@@ -4,7 +4,7 @@
 // of a few milliseconds each, paid by every process a cron or a harness starts.
 import { execFile } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -28,7 +28,7 @@ describe('a reconstructor start', () => {
         '[storage-policy:1]\nname = ec42\npolicy_type = erasure_coding\nec_type = liberasurecode_rs_vand\nec_num_data_fragments = 4\nec_num_parity_fragments = 2\n',
     );
     const conf = join(dir, 'object-server.conf');
-    writeFileSync(conf, `[DEFAULT]\ndevices = ${join(dir, 'node')}\nmount_check = false\nswift_dir = ${join(dir, 'etc')}\nbind_ip = 127.0.0.1\nbind_port = 6210\nrecon_cache_path = ${dir}\n\n[object-reconstructor]\n`);
+    writeFileSync(conf, `[DEFAULT]\ndevices = ${join(dir, 'node')}\nmount_check = false\nswift_dir = ${join(dir, 'etc')}\nbind_ip = 127.0.0.1\nbind_port = 6210\nrecon_cache_path = ${dir}\nuser = ${userInfo().username}\n\n[object-reconstructor]\n`);
     const list = join(dir, 'modules.txt');
     const preload = join(dir, 'list-modules.cjs');
     writeFileSync(preload, `process.on('exit', () => require('fs').writeFileSync(${JSON.stringify(list)}, process.moduleLoadList.join('\\n')));\n`);

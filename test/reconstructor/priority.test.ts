@@ -1,8 +1,10 @@
-// nice_priority, ionice_class and ionice_priority, as every Swift daemon reads them: a bad value
-// stops start-up naming the option; a daemon started with them runs every one of its threads at
-// that nice value and I/O class (read back from /proc and util-linux's ionice), and keeps working.
+// nice_priority, ionice_class, ionice_priority and user, as every Swift daemon reads them: a bad
+// value stops start-up naming the option; a daemon started with them runs every one of its
+// threads at that nice value and I/O class (read back from /proc and util-linux's ionice), and
+// one started as root goes on as the configured user, and writes its files as that user.
 import { execFile, spawn } from 'node:child_process';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -46,7 +48,7 @@ describe('a reconstructor daemon started with them', () => {
   }, 60_000);
   afterAll(async () => cluster?.destroy());
 
-  async function daemonWith(extra: Record<string, string>, check: (pid: number) => Promise<void>) {
+  async function daemonWith(extra: Record<string, string>, check: (pid: number) => Promise<void> | void) {
     const base = cluster.nodes[0]!.conf;
     const conf = `${base}.priority.conf`;
     const lines = Object.entries(extra).map(([k, v]) => `${k} = ${v}`);
@@ -95,7 +97,7 @@ describe('a refused setting', () => {
     // RLIMIT_NICE allow no value below its own (util-linux prlimit, as Debian installs it).
     const dir = join(process.env.TMPDIR ?? '/tmp', `fragmend-prio-${process.pid}`);
     const conf = `${dir}.conf`;
-    writeFileSync(conf, `[DEFAULT]\ndevices = ${dir}-devices\nmount_check = false\nswift_dir = ${dir}-nonexistent\n[object-reconstructor]\nnice_priority = -5\n`);
+    writeFileSync(conf, `[DEFAULT]\ndevices = ${dir}-devices\nmount_check = false\nswift_dir = ${dir}-nonexistent\nuser = ${userInfo().username}\n[object-reconstructor]\nnice_priority = -5\n`);
     // (root also drops the capability that overrides the limit, with util-linux setpriv)
     const asRoot = process.getuid?.() === 0 ? ['setpriv', '--inh-caps=-all', '--bounding-set=-all'] : [];
     const r = await run('prlimit', ['--nice=0:0', '--', ...asRoot, process.execPath, BIN, 'reconstructor', conf, '--once']).catch((e) => e);
@@ -103,4 +105,54 @@ describe('a refused setting', () => {
     expect(`${r.stdout}${r.stderr}`).toMatch(/Unable to modify scheduling priority of process \(nice_priority = -5\)\. Keeping unchanged!/);
     expect(`${r.stdout}${r.stderr}`).toMatch(/swift\.conf/);
   }, 30_000);
+});
+
+describe('user', () => {
+  it('a user the system does not know stops start-up naming it', async () => {
+    const dir = join(process.env.TMPDIR ?? '/tmp', `fragmend-user-${process.pid}`);
+    const conf = `${dir}.conf`;
+    writeFileSync(conf, `[DEFAULT]\ndevices = ${dir}-devices\nmount_check = false\nswift_dir = ${dir}-nonexistent\nuser = no-such-user-fragmend\n[object-reconstructor]\n`);
+    const r = await run(process.execPath, [BIN, 'reconstructor', conf, '--once']).catch((e) => e);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/user = no-such-user-fragmend: no such user/);
+  });
+
+  it('root goes on as the configured user, and what it writes belongs to that user; anyone else cannot become another user', async () => {
+    const cluster = await LoopbackCluster.create({ nodes: 6, devicesPerNode: 1, partPower: 3, policies: [{ index: 1, name: 'ec42', ecType: 'liberasurecode_rs_vand', k: 4, m: 2 }] });
+    try {
+      await cluster.startAll();
+      const n = cluster.nodes[0]!;
+      const target = process.getuid!() === 0 ? 'nobody' : 'root';
+      const conf = `${n.conf}.user.conf`;
+      writeFileSync(conf, readFileSync(n.conf, 'utf8').replace(/^user = .*$/m, `user = ${target}`));
+      if (target === 'nobody') {
+        // the operator's part: the devices and the recon cache belong to the daemon's user
+        const nobody = { uid: 65534, gid: 65534 };
+        for (const d of [cluster.root, n.devicesRoot]) chmodSync(d, 0o755);
+        for (const d of [n.devicesRoot, join(n.devicesRoot, n.devices[0]!), n.reconCache]) chownSync(d, nobody.uid, nobody.gid);
+        const child = spawn(process.execPath, [BIN, 'reconstructor', conf, '-v'], { stdio: ['ignore', 'pipe', 'pipe'] });
+        let out = '';
+        child.stdout.on('data', (d) => (out += d));
+        child.stderr.on('data', (d) => (out += d));
+        try {
+          for (let i = 0; i < 150 && !/Object reconstruction complete\./.test(out); i++) await new Promise((r) => setTimeout(r, 100));
+          expect(out).toMatch(/Object reconstruction complete\./);
+          const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
+          expect(status).toMatch(/^Uid:\s+65534\s+65534\s+65534\s+65534$/m);
+          expect(status).toMatch(/^Gid:\s+65534\s+65534\s+65534\s+65534$/m);
+          expect(statSync(join(n.reconCache, 'object.recon')).uid).toBe(nobody.uid);
+          expect(out).toMatch(/running as nobody/);
+        } finally {
+          child.kill('SIGTERM');
+        }
+        expect(await new Promise<number | null>((r) => child.once('exit', (c) => r(c)))).toBe(0);
+      } else {
+        const r = await run(process.execPath, [BIN, 'reconstructor', conf, '--once']).catch((e) => e);
+        expect(r.code).toBe(1);
+        expect(r.stderr).toContain(`user = root: running as ${userInfo().username}, not as root, this process cannot become root`);
+      }
+    } finally {
+      await cluster.destroy();
+    }
+  }, 60_000);
 });
