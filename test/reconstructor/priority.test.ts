@@ -39,6 +39,26 @@ function threadNice(pid: number): number[] {
   });
 }
 
+/**
+ * Runs `fragmend reconstructor conf` as a daemon until its first pass is complete, hands its pid
+ * to check, then stops it with SIGTERM and expects a clean exit; returns what it logged.
+ */
+async function daemon(conf: string, check: (pid: number) => Promise<void> | void): Promise<string> {
+  const child = spawn(process.execPath, [BIN, 'reconstructor', conf, '-v'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (out += d));
+  try {
+    for (let i = 0; i < 150 && !/Object reconstruction complete\./.test(out); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(out).toMatch(/Object reconstruction complete\./);
+    await check(child.pid!);
+  } finally {
+    child.kill('SIGTERM');
+  }
+  expect(await new Promise<number | null>((r) => child.once('exit', (c) => r(c)))).toBe(0);
+  return out;
+}
+
 describe('a reconstructor daemon started with them', () => {
   let cluster: LoopbackCluster;
   beforeAll(async () => {
@@ -53,19 +73,7 @@ describe('a reconstructor daemon started with them', () => {
     const conf = `${base}.priority.conf`;
     const lines = Object.entries(extra).map(([k, v]) => `${k} = ${v}`);
     writeFileSync(conf, readFileSync(base, 'utf8').replace('[object-reconstructor]', ['[object-reconstructor]', ...lines].join('\n')));
-    const child = spawn(process.execPath, [BIN, 'reconstructor', conf, '-v'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (out += d));
-    try {
-      for (let i = 0; i < 150 && !/Object reconstruction complete\./.test(out); i++) await new Promise((r) => setTimeout(r, 100));
-      expect(out).toMatch(/Object reconstruction complete\./);
-      await check(child.pid!);
-    } finally {
-      child.kill('SIGTERM');
-    }
-    expect(await new Promise<number | null>((r) => child.once('exit', (c) => r(c)))).toBe(0);
-    return out;
+    return daemon(conf, check);
   }
 
   it('runs every thread at nice_priority, in the idle I/O class, and finishes its passes', async () => {
@@ -130,22 +138,13 @@ describe('user', () => {
         const nobody = { uid: 65534, gid: 65534 };
         for (const d of [cluster.root, n.devicesRoot]) chmodSync(d, 0o755);
         for (const d of [n.devicesRoot, join(n.devicesRoot, n.devices[0]!), n.reconCache]) chownSync(d, nobody.uid, nobody.gid);
-        const child = spawn(process.execPath, [BIN, 'reconstructor', conf, '-v'], { stdio: ['ignore', 'pipe', 'pipe'] });
-        let out = '';
-        child.stdout.on('data', (d) => (out += d));
-        child.stderr.on('data', (d) => (out += d));
-        try {
-          for (let i = 0; i < 150 && !/Object reconstruction complete\./.test(out); i++) await new Promise((r) => setTimeout(r, 100));
-          expect(out).toMatch(/Object reconstruction complete\./);
-          const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
+        const out = await daemon(conf, (pid) => {
+          const status = readFileSync(`/proc/${pid}/status`, 'utf8');
           expect(status).toMatch(/^Uid:\s+65534\s+65534\s+65534\s+65534$/m);
           expect(status).toMatch(/^Gid:\s+65534\s+65534\s+65534\s+65534$/m);
           expect(statSync(join(n.reconCache, 'object.recon')).uid).toBe(nobody.uid);
-          expect(out).toMatch(/running as nobody/);
-        } finally {
-          child.kill('SIGTERM');
-        }
-        expect(await new Promise<number | null>((r) => child.once('exit', (c) => r(c)))).toBe(0);
+        });
+        expect(out).toMatch(/running as nobody/);
       } else {
         const r = await run(process.execPath, [BIN, 'reconstructor', conf, '--once']).catch((e) => e);
         expect(r.code).toBe(1);
