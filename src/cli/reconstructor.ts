@@ -22,11 +22,13 @@ export async function runReconstructor(a: { conf: string; once: boolean; devices
   // the priority first, which root may raise, then the user the process goes on as
   modifyPriority(conf, log);
   dropPrivileges(conf.user, log);
+  // daemonize = false runs one pass, as --once does (Swift's run_daemon)
+  const once = a.once || !conf.daemonize;
   const devices = csv(a.devices);
   const partitions = csv(a.partitions).map(Number);
   if (partitions.some((p) => !Number.isInteger(p) || p < 0)) throw new Error(`-p takes partition numbers, got ${JSON.stringify(a.partitions)}`);
   if (conf.reconstructorWorkers > 0 && a['worker-index'] === undefined) {
-    return runWorkers(conf, log, { once: a.once, devices, partitions, argv: process.argv.slice(1) });
+    return runWorkers(conf, log, { once, devices, partitions, argv: process.argv.slice(1) });
   }
   const r = new ObjectReconstructor(conf, log);
   await r.init();
@@ -39,7 +41,7 @@ export async function runReconstructor(a: { conf: string; once: boolean; devices
   const metrics = conf.metricsPort ? await startMetricsServer(r, conf.metricsBindIp, conf.metricsPort) : null;
   if (metrics) log.info(`Serving Prometheus metrics on http://${conf.metricsBindIp}:${conf.metricsPort}/metrics`);
   try {
-    if (a.once) await r.runOnce({ devices, partitions });
+    if (once) await r.runOnce({ devices, partitions });
     else await r.runForever({ devices });
   } finally {
     metrics?.close();

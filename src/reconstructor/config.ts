@@ -42,6 +42,8 @@ export interface ReconstructorConfig {
   logStatsdDefaultSampleRate: number;
   logStatsdSampleRateFactor: number;
   logStatsdMetricPrefix: string;
+  /** daemonize = false: one pass and exit, as --once (Swift's run_daemon) */
+  daemonize: boolean;
   /** the account a process started as root goes on as (Swift's drop_privileges) */
   user: string;
   /** nice_priority (-20 to 19); null: unchanged */
@@ -140,6 +142,7 @@ export function parseReconstructorConfig(conf: Conf, confPath = conf.__file__ ??
     logStatsdDefaultSampleRate: r.float('log_statsd_default_sample_rate', 1, { min: 0, max: 1 }),
     logStatsdSampleRateFactor: r.float('log_statsd_sample_rate_factor', 1, { min: 0, max: 1 }),
     logStatsdMetricPrefix: r.str('log_statsd_metric_prefix', ''),
+    daemonize: r.bool('daemonize', true),
     user: r.str('user', 'swift'),
     nicePriority: r.has('nice_priority') ? r.int('nice_priority', 0, { min: -20, max: 19 }) : null,
     ioniceClass: ioniceClass as IoClass | null,

@@ -1,7 +1,8 @@
-// nice_priority, ionice_class, ionice_priority and user, as every Swift daemon reads them: a bad
-// value stops start-up naming the option; a daemon started with them runs every one of its
-// threads at that nice value and I/O class (read back from /proc and util-linux's ionice), and
-// one started as root goes on as the configured user, and writes its files as that user.
+// The options every Swift daemon reads (daemon.py's run_daemon and DaemonStrategy): nice_priority,
+// ionice_class, ionice_priority, user and daemonize. A bad value stops start-up naming the option;
+// a daemon started with them runs every one of its threads at that nice value and I/O class (read
+// back from /proc and util-linux's ionice); one started as root goes on as the configured user,
+// and writes its files as that user; daemonize = false makes one pass and exits, as --once.
 import { execFile, spawn } from 'node:child_process';
 import { chmodSync, chownSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
@@ -14,11 +15,12 @@ import { parseReconstructorConfig } from '../../src/reconstructor/config.js';
 const run = promisify(execFile);
 const BIN = new URL('../../bin/fragmend.js', import.meta.url).pathname;
 
-describe('nice_priority and ionice_* options', () => {
+describe("Swift's daemon options", () => {
   const parse = (extra: Record<string, string>) => parseReconstructorConfig({ devices: '/srv/node', ...extra }, 'object-server.conf');
 
   it('are read as Swift names them, and left alone when unset', () => {
-    expect(parse({})).toMatchObject({ nicePriority: null, ioniceClass: null, ionicePriority: 0 });
+    expect(parse({})).toMatchObject({ nicePriority: null, ioniceClass: null, ionicePriority: 0, user: 'swift', daemonize: true });
+    expect(parse({ user: 'swiftops', daemonize: 'no' })).toMatchObject({ user: 'swiftops', daemonize: false });
     expect(parse({ nice_priority: '10', ionice_class: 'IOPRIO_CLASS_BE', ionice_priority: '7' })).toMatchObject({ nicePriority: 10, ioniceClass: 'IOPRIO_CLASS_BE', ionicePriority: 7 });
     expect(parse({ nice_priority: '-20', ionice_class: 'IOPRIO_CLASS_IDLE' })).toMatchObject({ nicePriority: -20, ioniceClass: 'IOPRIO_CLASS_IDLE' });
   });
@@ -88,6 +90,16 @@ describe('a reconstructor daemon started with them', () => {
     expect(out).toMatch(/set nice priority to 7/);
     expect(out).toMatch(/set ionice class IOPRIO_CLASS_IDLE priority 0/);
     expect(out).not.toMatch(/Unable to modify/);
+  }, 60_000);
+
+  it('daemonize = false makes one pass and exits, as --once does', async () => {
+    const base = cluster.nodes[1]!.conf;
+    const conf = `${base}.once.conf`;
+    writeFileSync(conf, readFileSync(base, 'utf8').replace('[object-reconstructor]', '[object-reconstructor]\ndaemonize = false'));
+    const { stdout } = await run(process.execPath, [BIN, 'reconstructor', conf], { timeout: 30_000 });
+    expect(stdout).toMatch(/Object reconstruction complete \(once\)/);
+    expect(stdout).not.toMatch(/daemon mode/);
+    expect(JSON.parse(readFileSync(join(cluster.nodes[1]!.reconCache, 'object.recon'), 'utf8'))).toHaveProperty('object_reconstruction_last');
   }, 60_000);
 
   it('sets a best-effort I/O priority within its class, and leaves nice alone when unset', async () => {
