@@ -4,7 +4,7 @@
 // back from /proc and util-linux's ionice); one started as root goes on as the configured user,
 // and writes its files as that user; daemonize = false makes one pass and exits, as --once.
 import { execFile, spawn } from 'node:child_process';
-import { chmodSync, chownSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -121,6 +121,7 @@ describe('a refused setting', () => {
     // (root also drops the capability that overrides the limit, with util-linux setpriv)
     const asRoot = process.getuid?.() === 0 ? ['setpriv', '--inh-caps=-all', '--bounding-set=-all'] : [];
     const r = await run('prlimit', ['--nice=0:0', '--', ...asRoot, process.execPath, BIN, 'reconstructor', conf, '--once']).catch((e) => e);
+    rmSync(conf, { force: true });
     // start-up goes on past the refusal and stops later, at the missing swift.conf
     expect(`${r.stdout}${r.stderr}`).toMatch(/Unable to modify scheduling priority of process \(nice_priority = -5\)\. Keeping unchanged!/);
     expect(`${r.stdout}${r.stderr}`).toMatch(/swift\.conf/);
@@ -133,6 +134,7 @@ describe('user', () => {
     const conf = `${dir}.conf`;
     writeFileSync(conf, `[DEFAULT]\ndevices = ${dir}-devices\nmount_check = false\nswift_dir = ${dir}-nonexistent\nuser = no-such-user-fragmend\n[object-reconstructor]\n`);
     const r = await run(process.execPath, [BIN, 'reconstructor', conf, '--once']).catch((e) => e);
+    rmSync(conf, { force: true });
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/user = no-such-user-fragmend: no such user/);
   });
