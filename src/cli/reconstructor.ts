@@ -18,9 +18,10 @@ export async function runReconstructor(a: { conf: string; once: boolean; devices
     level: a.verbose ? 'debug' : (LEVELS[conf.logLevel] ?? 'info'),
     base: { pid: process.pid, ...(a['worker-index'] !== undefined ? { worker: `${a['worker-index'] + 1}/${conf.reconstructorWorkers}` } : {}) },
   });
-  // as Swift's daemons do, before anything else starts (worker processes start with both too):
-  // the priority first, which root may raise, then the user the process goes on as
-  modifyPriority(conf, log);
+  // as Swift's daemons do, before anything else starts: the priority first, which root may
+  // raise, then the user the process goes on as. A worker process inherits both from the
+  // process that started it (setting the priority again could only be refused once root is gone).
+  if (a['worker-index'] === undefined) modifyPriority(conf, log);
   dropPrivileges(conf.user, log);
   // daemonize = false runs one pass, as --once does (Swift's run_daemon)
   const once = a.once || !conf.daemonize;

@@ -45,7 +45,7 @@ function threadNice(pid: number): number[] {
  * Runs `fragmend reconstructor conf` as a daemon until its first pass is complete, hands its pid
  * to check, then stops it with SIGTERM and expects a clean exit; returns what it logged.
  */
-async function daemon(conf: string, check: (pid: number) => Promise<void> | void): Promise<string> {
+async function daemon(conf: string, check: (pid: number, logged: string) => Promise<void> | void): Promise<string> {
   const child = spawn(process.execPath, [BIN, 'reconstructor', conf, '-v'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d) => (out += d));
@@ -53,7 +53,7 @@ async function daemon(conf: string, check: (pid: number) => Promise<void> | void
   try {
     for (let i = 0; i < 150 && !/Object reconstruction complete\./.test(out); i++) await new Promise((r) => setTimeout(r, 100));
     expect(out).toMatch(/Object reconstruction complete\./);
-    await check(child.pid!);
+    await check(child.pid!, out);
   } finally {
     child.kill('SIGTERM');
   }
@@ -70,7 +70,7 @@ describe('a reconstructor daemon started with them', () => {
   }, 60_000);
   afterAll(async () => cluster?.destroy());
 
-  async function daemonWith(extra: Record<string, string>, check: (pid: number) => Promise<void> | void) {
+  async function daemonWith(extra: Record<string, string>, check: (pid: number, logged: string) => Promise<void> | void) {
     const base = cluster.nodes[0]!.conf;
     const conf = `${base}.priority.conf`;
     const lines = Object.entries(extra).map(([k, v]) => `${k} = ${v}`);
@@ -89,6 +89,18 @@ describe('a reconstructor daemon started with them', () => {
     });
     expect(out).toMatch(/set nice priority to 7/);
     expect(out).toMatch(/set ionice class IOPRIO_CLASS_IDLE priority 0/);
+    expect(out).not.toMatch(/Unable to modify/);
+  }, 60_000);
+
+  it('worker processes run at the nice value and I/O class they were started with', async () => {
+    const out = await daemonWith({ nice_priority: '5', ionice_class: 'IOPRIO_CLASS_BE', ionice_priority: '4', reconstructor_workers: '1' }, async (_parent, logged) => {
+      const worker = Number(/Started worker 1 \(pid (\d+)\)/.exec(logged)?.[1]);
+      expect(worker).toBeGreaterThan(0);
+      expect(new Set(threadNice(worker))).toEqual(new Set([5]));
+      const tids = readdirSync(`/proc/${worker}/task`);
+      const { stdout } = await run('ionice', ['-p', ...tids]);
+      expect(new Set(stdout.trim().split('\n'))).toEqual(new Set(['best-effort: prio 4']));
+    });
     expect(out).not.toMatch(/Unable to modify/);
   }, 60_000);
 
