@@ -35,34 +35,35 @@ export interface PrioritySettings {
   ionicePriority: number;
 }
 
-/** The threads of this process (its main thread first), as the kernel lists them. */
-function threadIds(): number[] {
+/**
+ * The threads of this process other than its main thread, as the kernel lists them. Listed after
+ * the main thread is set: a thread started after that (the first log line starts libuv's pool)
+ * takes the main thread's settings, one started before is in the list.
+ */
+function otherThreads(): number[] {
   try {
-    const tids = readdirSync('/proc/self/task').map(Number).filter((t) => Number.isInteger(t) && t > 0);
-    return [process.pid, ...tids.filter((t) => t !== process.pid)];
+    return readdirSync('/proc/self/task').map(Number).filter((t) => Number.isInteger(t) && t > 0 && t !== process.pid);
   } catch {
-    return [process.pid];
+    return [];
   }
 }
 
 /**
  * Sets this process's scheduling and I/O priority as configured. A setting the system refuses
  * (a negative nice value or the real-time class without the privilege for it) is logged, and the
- * process goes on unchanged, as Swift's does. Returns what was applied, for the caller's log.
+ * process goes on unchanged, as Swift's does.
  */
-export function modifyPriority(s: PrioritySettings, log: Logger): { nice: boolean; ionice: boolean } {
-  const done = { nice: false, ionice: false };
+export function modifyPriority(s: PrioritySettings, log: Logger): void {
   if (s.nicePriority !== null) {
     try {
-      for (const tid of threadIds()) {
+      setPriority(process.pid, s.nicePriority);
+      for (const tid of otherThreads()) {
         try {
           setPriority(tid, s.nicePriority);
-        } catch (e) {
-          // a thread that ended meanwhile is no reason to stop; the main thread's refusal is
-          if (tid === process.pid) throw e;
+        } catch {
+          // a thread that ended meanwhile
         }
       }
-      done.nice = true;
       log.debug(`set nice priority to ${s.nicePriority}`);
     } catch (e) {
       log.warn({ err: e }, `Unable to modify scheduling priority of process (nice_priority = ${s.nicePriority}). Keeping unchanged! ${(e as Error).message}`);
@@ -72,19 +73,17 @@ export function modifyPriority(s: PrioritySettings, log: Logger): { nice: boolea
     const cls = IO_CLASSES[s.ioniceClass];
     // the idle class takes no priority within it (ionice warns if given one)
     const set = ['-c', String(cls), ...(cls === IO_CLASSES.IOPRIO_CLASS_IDLE ? [] : ['-n', String(s.ionicePriority)])];
-    const [main, ...others] = threadIds();
     // The main thread first, where a refusal counts; then the others, any of which may have
     // ended meanwhile (-t: go on past a thread that is gone).
-    const r = runTool('ionice', [...set, '-p', String(main)]);
+    const r = runTool('ionice', [...set, '-p', String(process.pid)]);
     if (!r.ok) {
       log.warn(`Unable to modify I/O scheduling class and priority of process (ionice_class = ${s.ioniceClass}, ionice_priority = ${s.ionicePriority}). Keeping unchanged! ${r.why}`);
     } else {
+      const others = otherThreads();
       if (others.length) runTool('ionice', ['-t', ...set, '-p', ...others.map(String)]);
-      done.ionice = true;
       log.debug(`set ionice class ${s.ioniceClass} priority ${s.ionicePriority}`);
     }
   }
-  return done;
 }
 
 /** A user's uid, primary gid and home, through the system's user database (getent, as NSS has it). */

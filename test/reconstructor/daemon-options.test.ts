@@ -14,6 +14,8 @@ import { parseReconstructorConfig } from '../../src/reconstructor/config.js';
 
 const run = promisify(execFile);
 const BIN = new URL('../../bin/fragmend.js', import.meta.url).pathname;
+/** a small loopback cluster of fragmend object servers (one per test that changes its files) */
+const SMALL_CLUSTER = { nodes: 6, devicesPerNode: 1, partPower: 3, policies: [{ index: 1, name: 'ec42', ecType: 'liberasurecode_rs_vand', k: 4, m: 2 }] } as const;
 
 describe("Swift's daemon options", () => {
   const parse = (extra: Record<string, string>) => parseReconstructorConfig({ devices: '/srv/node', ...extra }, 'object-server.conf');
@@ -64,7 +66,7 @@ async function daemon(conf: string, check: (pid: number, logged: string) => Prom
 describe('a reconstructor daemon started with them', () => {
   let cluster: LoopbackCluster;
   beforeAll(async () => {
-    cluster = await LoopbackCluster.create({ nodes: 6, devicesPerNode: 1, partPower: 3, policies: [{ index: 1, name: 'ec42', ecType: 'liberasurecode_rs_vand', k: 4, m: 2 }] });
+    cluster = await LoopbackCluster.create(SMALL_CLUSTER);
     await cluster.startAll();
     for (let i = 0; i < 4; i++) await cluster.putObject(1, 'AUTH_p', 'c', `o${i}`, new Uint8Array(5000 + i).fill(i));
   }, 60_000);
@@ -152,7 +154,7 @@ describe('user', () => {
   });
 
   it('root goes on as the configured user, and what it writes belongs to that user; anyone else cannot become another user', async () => {
-    const cluster = await LoopbackCluster.create({ nodes: 6, devicesPerNode: 1, partPower: 3, policies: [{ index: 1, name: 'ec42', ecType: 'liberasurecode_rs_vand', k: 4, m: 2 }] });
+    const cluster = await LoopbackCluster.create(SMALL_CLUSTER);
     try {
       await cluster.startAll();
       const n = cluster.nodes[0]!;
