@@ -4,6 +4,7 @@
     FRAGMEND_SWIFT_CONF=/tmp/sbx/etc/swift.conf \\
         /usr/bin/python3 swift-launch.py object-server /tmp/sbx/etc/object-server/0.conf -v
     FRAGMEND_SWIFT_CONF=... /usr/bin/python3 swift-launch.py object-reconstructor <conf> --once -v
+    FRAGMEND_SWIFT_CONF=... /usr/bin/python3 swift-launch.py recon object -R --swiftdir=/tmp/sbx/etc
 
 Swift reads the hash prefix/suffix and the storage policies from the module constant
 swift.common.utils.SWIFT_CONF_FILE, once, when swift.common.utils and
@@ -113,6 +114,14 @@ ENTRY_POINTS = {
         ('-z', '--zero_byte_fps', 'Audit only zero byte files at specified files/sec'),
         ('-d', '--devices', 'Audit only given devices. Comma-separated list')]),
 }
+
+
+def _recon():
+    from swift.cli.recon import main as recon_main
+    sys.exit(recon_main())
+
+
+ENTRY_POINTS['recon'] = _recon
 
 
 def main(argv):

@@ -2,13 +2,23 @@
 // Swift node, reading the same config file as swift-object-server ([DEFAULT] + [app:object-server]).
 import type { Argv } from 'yargs';
 import { ObjectServer } from '../server/object-server.js';
+import { dropPrivileges, modifyPriority } from '../swift/priority.js';
 
 export async function runObjectServer(a: { conf: string; verbose: boolean; 'bind-port'?: number }): Promise<number> {
   const server = await ObjectServer.fromConfFile(a.conf, {
     ...(a.verbose ? { logLevel: 'DEBUG' } : {}),
     ...(a['bind-port'] !== undefined ? { bindPort: a['bind-port'] } : {}),
   });
+  // as Swift's run_wsgi: the priority first, then the port is bound (a low one needs root), then
+  // the process goes on as `user`
+  modifyPriority(server.options, server.log);
   await server.start();
+  try {
+    dropPrivileges(server.options.user, server.log);
+  } catch (e) {
+    await server.stop();
+    throw e;
+  }
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       server.log.info({ signal }, `${signal} received: closing connections and exiting`);

@@ -4,7 +4,7 @@ import pino from 'pino';
 import type { Argv } from 'yargs';
 import { loadReconstructorConfig } from '../reconstructor/config.js';
 import { startMetricsServer } from '../reconstructor/metrics.js';
-import { dropPrivileges, modifyPriority } from '../reconstructor/priority.js';
+import { dropPrivileges, modifyPriority } from '../swift/priority.js';
 import { ObjectReconstructor } from '../reconstructor/reconstructor.js';
 import { runWorkers } from '../reconstructor/workers.js';
 

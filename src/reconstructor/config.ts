@@ -2,9 +2,9 @@
 // with every option modern Swift reads and its default. Unknown options are ignored, as Swift
 // ignores them; a bad value stops start-up with a message naming the option.
 import { ConfigError, OptionReader, readConf, type Conf } from '../swift/conf.js';
-import { IO_CLASSES, type IoClass } from './priority.js';
+import { readProcessSettings, type ProcessSettings } from '../swift/priority.js';
 
-export interface ReconstructorConfig {
+export interface ReconstructorConfig extends ProcessSettings {
   confPath: string;
   devices: string;
   mountCheck: boolean;
@@ -44,14 +44,6 @@ export interface ReconstructorConfig {
   logStatsdMetricPrefix: string;
   /** daemonize = false: one pass and exit, as --once (Swift's run_daemon) */
   daemonize: boolean;
-  /** the account a process started as root goes on as (Swift's drop_privileges) */
-  user: string;
-  /** nice_priority (-20 to 19); null: unchanged */
-  nicePriority: number | null;
-  /** ionice_class; null: unchanged */
-  ioniceClass: IoClass | null;
-  /** ionice_priority (0 to 7) */
-  ionicePriority: number;
   // Beyond Swift, all off by default.
   /** Serve Prometheus text metrics on this port (0: off). */
   metricsPort: number;
@@ -101,11 +93,6 @@ export function parseReconstructorConfig(conf: Conf, confPath = conf.__file__ ??
   else if (dflt) warnings.push('Ignored handoffs_first option in favor of handoffs_only.');
   const reclaimAge = r.int('reclaim_age', 604800, { min: 0 });
   const legacyCrc = r.has('write_legacy_ec_crc') ? r.bool('write_legacy_ec_crc', false) : null;
-  // Swift warns and carries on at a value it cannot use; here, as for every option, start-up stops.
-  const ioniceClass = r.has('ionice_class') ? r.str('ionice_class', '') : null;
-  if (ioniceClass !== null && !Object.hasOwn(IO_CLASSES, ioniceClass)) {
-    throw new ConfigError(`${where}: ionice_class must be one of ${Object.keys(IO_CLASSES).join(', ')}, not ${JSON.stringify(ioniceClass)}`);
-  }
   return {
     confPath,
     devices: r.str('devices', '/srv/node'),
@@ -143,10 +130,7 @@ export function parseReconstructorConfig(conf: Conf, confPath = conf.__file__ ??
     logStatsdSampleRateFactor: r.float('log_statsd_sample_rate_factor', 1, { min: 0, max: 1 }),
     logStatsdMetricPrefix: r.str('log_statsd_metric_prefix', ''),
     daemonize: r.bool('daemonize', true),
-    user: r.str('user', 'swift'),
-    nicePriority: r.has('nice_priority') ? r.int('nice_priority', 0, { min: -20, max: 19 }) : null,
-    ioniceClass: ioniceClass as IoClass | null,
-    ionicePriority: r.int('ionice_priority', 0, { min: 0, max: 7 }),
+    ...readProcessSettings(r, where),
     metricsPort: r.int('metrics_port', 0, { min: 0, max: 65535 }),
     metricsBindIp: r.str('metrics_bind_ip', '127.0.0.1'),
     maxObjectsPerSecond: r.float('max_objects_per_second', 0, { min: 0 }),

@@ -27,7 +27,10 @@ import {
 import { invalidateHash, replicatePickle } from '../swift/hashes.js';
 import { DiskFileNoSpace, DiskFileXattrNotSupported, type Metadata } from '../swift/metadata.js';
 import { loadSwiftConf, type StoragePolicy, type SwiftConf } from '../swift/policies.js';
+import { readProcessSettings, type ProcessSettings } from '../swift/priority.js';
 import { pyInt } from '../swift/python-values.js';
+import { FRAGMEND_VERSION } from '../version.js';
+import { DEFAULT_RECON_CACHE_PATH, healthcheck, Recon, type HealthcheckOptions, type ReconOptions } from './recon.js';
 import { Timestamp } from '../swift/timestamp.js';
 import { dumps } from '../swift/pickle.js';
 import {
@@ -109,7 +112,7 @@ const SWIFT_LOG_LEVELS: Record<string, string> = { DEBUG: 'debug', INFO: 'info',
 
 // ------------------------------------------------------------------------------- configuration
 
-export interface ObjectServerOptions {
+export interface ObjectServerOptions extends ProcessSettings {
   devices: string;
   mountCheck: boolean;
   bindIp: string;
@@ -133,13 +136,19 @@ export interface ObjectServerOptions {
   commitWindow: number;
   /** Headers stored with the object besides user and system metadata (allowed_headers). */
   allowedHeaders: string[];
-  /** null: every method; true: only REPLICATE and SSYNC; false: all but those. */
+  /** replication_server: false serves every verb but REPLICATE and SSYNC; true or unset (null), every verb (Swift 2.30). */
   replicationServer: boolean | null;
   logName: string;
   logLevel: string;
   logRequests: boolean;
   /** fragmend's own: a file for the JSON log instead of stderr. */
   logFile: string | null;
+  /** The healthcheck middleware, when the pipeline names it. */
+  healthcheck: HealthcheckOptions | null;
+  /** The recon middleware, when the pipeline names it. */
+  recon: ReconOptions | null;
+  /** Filters of the pipeline fragmend does not implement (logged at start). */
+  ignoredFilters: string[];
 }
 
 export const DEFAULT_OBJECT_SERVER_OPTIONS: ObjectServerOptions = {
@@ -167,6 +176,13 @@ export const DEFAULT_OBJECT_SERVER_OPTIONS: ObjectServerOptions = {
   logLevel: 'INFO',
   logRequests: true,
   logFile: null,
+  healthcheck: null,
+  recon: null,
+  ignoredFilters: [],
+  user: 'swift',
+  nicePriority: null,
+  ioniceClass: null,
+  ionicePriority: 0,
 };
 
 /** The options of an object-server app section (DEFAULT already merged in), as Swift reads them. */
@@ -209,6 +225,11 @@ export function objectServerOptionsFromConf(conf: Conf, where = 'object-server')
     logLevel: r.str('log_level', d.logLevel).toUpperCase(),
     logRequests: r.bool('log_requests', d.logRequests),
     logFile: r.has('log_file') ? r.str('log_file', '') || null : null,
+    // applied by the command (fragmend object-server), not by a server started in a process of its own
+    ...readProcessSettings(r, where),
+    healthcheck: null,
+    recon: null,
+    ignoredFilters: [],
   };
 }
 
@@ -217,7 +238,38 @@ export async function loadObjectServerConf(path: string): Promise<ObjectServerOp
   const all = await readConf(path);
   const section = ['app:object-server', 'object-server'].find((s) => typeof all[s] === 'object');
   if (!section) throw new ConfigError(`Unable to find app:object-server (or object-server) config section in ${path}`);
-  return objectServerOptionsFromConf(all[section] as Conf, `${path} [${section}]`);
+  return { ...objectServerOptionsFromConf(all[section] as Conf, `${path} [${section}]`), ...pipelineFilters(all, path) };
+}
+
+/** What a filter section's `use` (or paste.filter_factory) names: Swift's middleware, by name. */
+function middlewareOf(conf: Conf): string | null {
+  const use = (conf.use ?? '').trim();
+  const egg = /^egg:swift#(\w+)$/.exec(use);
+  if (egg) return egg[1]!;
+  const factory = /^swift\.common\.middleware\.(\w+):filter_factory$/.exec((conf['paste.filter_factory'] ?? '').trim());
+  return factory ? factory[1]! : null;
+}
+
+/**
+ * The filters of [pipeline:main] (all but its last name, the app), as paste.deploy reads them:
+ * each from its [filter:<name>] section, DEFAULT included. healthcheck and recon are served;
+ * any other is listed, to be logged. No pipeline section: no filters.
+ */
+function pipelineFilters(all: Record<string, Conf | string>, path: string): Pick<ObjectServerOptions, 'healthcheck' | 'recon' | 'ignoredFilters'> {
+  const out: Pick<ObjectServerOptions, 'healthcheck' | 'recon' | 'ignoredFilters'> = { healthcheck: null, recon: null, ignoredFilters: [] };
+  const pipeline = all['pipeline:main'];
+  if (typeof pipeline !== 'object') return out;
+  const names = (pipeline.pipeline ?? '').split(/\s+/).filter(Boolean);
+  for (const name of names.slice(0, -1)) {
+    const conf = all[`filter:${name}`];
+    if (typeof conf !== 'object') throw new ConfigError(`${path}: [pipeline:main] names ${name}, but there is no [filter:${name}] section`);
+    const kind = middlewareOf(conf);
+    if (kind === 'healthcheck') out.healthcheck = { disablePath: conf.disable_path ?? '' };
+    else if (kind === 'recon') {
+      out.recon = { devices: conf.devices ?? '/srv/node', swiftDir: conf.swift_dir ?? '/etc/swift', reconCachePath: conf.recon_cache_path ?? DEFAULT_RECON_CACHE_PATH };
+    } else out.ignoredFilters.push(name);
+  }
+  return out;
 }
 
 // ------------------------------------------------------------------------------- small helpers
@@ -794,7 +846,13 @@ interface Reply {
   file?: FileBody;
   /** For the default page of a 507. */
   drive?: string;
+  /** A middleware's answer: the app never saw the request, so its access log has no line. */
+  fromMiddleware?: boolean;
 }
+
+/** The object server's public verbs, sorted as Swift's allowed_methods lists them. */
+const CLIENT_METHODS = ['DELETE', 'GET', 'HEAD', 'OPTIONS', 'POST', 'PUT'];
+const ALL_METHODS = [...CLIENT_METHODS, 'REPLICATE', 'SSYNC'];
 
 /** swob's HTTPException: a reply raised from deep inside a handler. */
 class ReplyError extends Error {
@@ -843,6 +901,7 @@ export class ObjectServer {
   readonly options: ObjectServerOptions;
   readonly log: Logger;
   private swiftConf: SwiftConf | null;
+  private recon: Recon | null = null;
   private mgr: ECDiskFileManager | null = null;
   private server: Server | null = null;
   private readonly sockets = new Set<Socket>();
@@ -889,6 +948,8 @@ export class ObjectServer {
       hashSuffix: this.swiftConf.hashPathSuffix,
       warn: (msg) => this.log.warn(msg),
     });
+    if (o.recon) this.recon = new Recon(o.recon, this.swiftConf.policies, this.swiftConf.path, this.log);
+    for (const name of o.ignoredFilters) this.log.warn(`The pipeline's ${name} filter is not one fragmend serves (healthcheck and recon are); requests go on without it`);
     const server = createServer({ noDelay: true, allowHalfOpen: true }, (socket) => void this.serveConnection(socket));
     this.server = server;
     await new Promise<void>((resolve, reject) => {
@@ -952,9 +1013,11 @@ export class ObjectServer {
   private async handle(req: IncomingRequest, res: ResponseWriter): Promise<void> {
     const started = process.hrtime.bigint();
     let policyIndex = '-';
+    let logged = this.options.logRequests;
     if (!req.keepAlive) res.close = true;
     try {
       const reply = await this.route(req, res, (idx) => (policyIndex = idx));
+      if (reply?.fromMiddleware) logged = false;
       if (reply) await this.sendReply(req, res, reply);
     } catch (e) {
       if (res.headersSent) {
@@ -966,7 +1029,7 @@ export class ObjectServer {
       }
     }
     if (!req.body.complete) res.close = true;
-    if (this.options.logRequests) this.accessLog(req, res, Number(process.hrtime.bigint() - started) / 1e9, policyIndex);
+    if (logged) this.accessLog(req, res, Number(process.hrtime.bigint() - started) / 1e9, policyIndex);
   }
 
   /** Swift's access log line, as fields. */
@@ -1007,7 +1070,8 @@ export class ObjectServer {
       }
       return;
     }
-    const body = isHead ? new Uint8Array(0) : defaultBody(reply);
+    // (a middleware's HEAD says how long its GET's body is, as swob does; the app's own says 0)
+    const body = isHead && !reply.fromMiddleware ? new Uint8Array(0) : defaultBody(reply);
     const hasLength = given.some(([k]) => k.toLowerCase() === 'content-length');
     const sent = res.writeHead(reply.status, headers, { contentLength: hasLength ? null : body.length, head: isHead }, body.length <= SMALL_REPLY ? body : undefined);
     if (!isHead && !sent) await res.write(body);
@@ -1108,11 +1172,21 @@ export class ObjectServer {
     const path = unquotePath(req.rawPath);
     // check_utf8(internal=True): reserved names may hold NULs, but a path may not end with one.
     if (path === null || path.endsWith('\0')) return { status: 412, body: 'Invalid UTF8 or contains NULL' };
-    const replicationMethods = new Set(['REPLICATE', 'SSYNC']);
-    const publicMethods = new Set(['GET', 'HEAD', 'PUT', 'POST', 'DELETE', 'REPLICATE', 'SSYNC']);
-    const rs = this.options.replicationServer;
-    if (!publicMethods.has(req.method) || (rs === true && !replicationMethods.has(req.method)) || (rs === false && replicationMethods.has(req.method))) {
-      return { status: 405 };
+    // the pipeline's middlewares, ahead of the app and whatever the method
+    if (path === '/healthcheck' && this.options.healthcheck) return { ...healthcheck(this.options.healthcheck), fromMiddleware: true };
+    if (path.startsWith('/recon/') && this.recon) return { ...this.recon.answer(path, quotePath(path)), fromMiddleware: true };
+    // Swift 2.30's allowed_methods: every public verb, less REPLICATE and SSYNC when
+    // replication_server is false (true, or unset, serves them all)
+    const allowed = this.options.replicationServer === false ? CLIENT_METHODS : ALL_METHODS;
+    if (!allowed.includes(req.method)) return { status: 405 };
+    if (req.method === 'OPTIONS') {
+      return {
+        status: 200,
+        headers: [
+          ['Allow', allowed.join(', ')],
+          ['Server', `object-server/fragmend-${FRAGMEND_VERSION}`],
+        ],
+      };
     }
     try {
       const policy = this.policyFor(req.headers);

@@ -241,7 +241,7 @@ function ini(sections: Array<[string, Record<string, ConfValue>]>, overrides: Co
 
 // Random ports below Linux's ephemeral range, so outgoing connections made between picking
 // and binding cannot take them.
-async function pickFreePorts(n: number): Promise<number[]> {
+export async function pickFreePorts(n: number): Promise<number[]> {
   const servers: net.Server[] = [];
   const ports: number[] = [];
   try {
@@ -632,6 +632,24 @@ export class SwiftSandbox {
     return this.stopProcess(`object-${i}`, timeoutMs);
   }
 
+  /**
+   * A Swift object server from a conf of the caller's (another port, another option), named
+   * `name` among this sandbox's processes; resolves with its PID once it answers HTTP.
+   */
+  startObjectServerFrom(name: string, conf: string, port: number, timeoutMs = 30_000): Promise<number> {
+    return this.startServer(name, 'object-server', conf, port, path.join(this.paths.logDir, `${name}.log`), timeoutMs);
+  }
+
+  /** Stops a process started by name (startObjectServerFrom). */
+  stopNamed(name: string, timeoutMs = 5_000): Promise<void> {
+    return this.stopProcess(name, timeoutMs);
+  }
+
+  /** `swift-recon <args>` against this sandbox's rings and swift.conf; its output and exit code. */
+  runRecon(args: string[], timeoutMs = 60_000): Promise<DaemonRunResult> {
+    return this.runToEnd(`recon-${this.nextRequestId++}`, ['recon', ...args, `--swiftdir=${this.paths.swiftDir}`], path.join(this.paths.logDir, 'swift-recon.log'), timeoutMs);
+  }
+
   async startAll(timeoutMs = 30_000): Promise<void> {
     await Promise.all(this.paths.nodes.map((n) => this.startObjectServer(n.index, timeoutMs)));
   }
@@ -725,16 +743,18 @@ export class SwiftSandbox {
     timeoutMs = 120_000,
   ): Promise<DaemonRunResult> {
     const n = this.node(i);
-    const name = `${entry}-${i}-${this.nextRequestId++}`;
-    const log = path.join(this.paths.logDir, `${entry}-${i}.log`);
-    const args = [entry, n.conf, '--once', '-v', ...extraArgs];
+    return this.runToEnd(`${entry}-${i}-${this.nextRequestId++}`, [entry, n.conf, '--once', '-v', ...extraArgs], path.join(this.paths.logDir, `${entry}-${i}.log`), timeoutMs);
+  }
+
+  /** Runs a Swift command to its end (stopped after timeoutMs), logging to `log`; its output and exit. */
+  private async runToEnd(name: string, args: string[], log: string, timeoutMs: number): Promise<DaemonRunResult> {
     await appendFile(log, `==== ${new Date().toISOString()} ${args.join(' ')}\n`);
     let output = '';
     const started = Date.now();
     const t = this.launch(name, args, log, (s) => (output += s));
     if (!(await within(t.exited, timeoutMs))) {
       await this.stopProcess(name, 2_000);
-      throw new Error(`${entry} on node ${i} did not finish within ${timeoutMs} ms; output tail:\n${tail(output)}`);
+      throw new Error(`${args.slice(0, 2).join(' ')} did not finish within ${timeoutMs} ms; output tail:\n${tail(output)}`);
     }
     const finished = await t.exited;
     this.procs.delete(name);

@@ -9,6 +9,7 @@ import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { threadNice } from '../helpers/threads.js';
 import { LoopbackCluster } from '../../src/demo/cluster.js';
 import { parseReconstructorConfig } from '../../src/reconstructor/config.js';
 
@@ -34,14 +35,6 @@ describe("Swift's daemon options", () => {
     expect(() => parse({ ionice_class: 'IOPRIO_CLASS_BE', ionice_priority: '8' })).toThrow(/ionice_priority must be an integer >= 0 and <= 7, not "8"/);
   });
 });
-
-/** nice values of every thread of a process, from /proc/<pid>/task/<tid>/stat (field 19) */
-function threadNice(pid: number): number[] {
-  return readdirSync(`/proc/${pid}/task`).map((tid) => {
-    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
-  });
-}
 
 /**
  * Runs `fragmend reconstructor conf` as a daemon until its first pass is complete, hands its pid

@@ -8,7 +8,7 @@
 // creator's. Swift sets them for its process's main thread, before it starts any other; a Node
 // process has started V8's and libuv's threads by then, so every thread of the process is set.
 // Node has no ioprio_set: util-linux's ionice (in every Debian) makes the call.
-import { ConfigError } from '../swift/conf.js';
+import { ConfigError, type OptionReader } from './conf.js';
 import { readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { setPriority, userInfo } from 'node:os';
@@ -33,6 +33,29 @@ export interface PrioritySettings {
   ioniceClass: IoClass | null;
   /** ionice_priority: 0 (highest) to 7, within the class (the idle class has none) */
   ionicePriority: number;
+}
+
+/** The account and priorities every Swift daemon reads from its section (DEFAULT included). */
+export interface ProcessSettings extends PrioritySettings {
+  /** the account a process started as root goes on as (Swift's drop_privileges) */
+  user: string;
+}
+
+/**
+ * user, nice_priority, ionice_class and ionice_priority, with Swift's defaults. A value Swift
+ * would warn about and ignore stops start-up here, naming the option, as every option does.
+ */
+export function readProcessSettings(r: OptionReader, where: string): ProcessSettings {
+  const ioniceClass = r.has('ionice_class') ? r.str('ionice_class', '') : null;
+  if (ioniceClass !== null && !Object.hasOwn(IO_CLASSES, ioniceClass)) {
+    throw new ConfigError(`${where}: ionice_class must be one of ${Object.keys(IO_CLASSES).join(', ')}, not ${JSON.stringify(ioniceClass)}`);
+  }
+  return {
+    user: r.str('user', 'swift'),
+    nicePriority: r.has('nice_priority') ? r.int('nice_priority', 0, { min: -20, max: 19 }) : null,
+    ioniceClass: ioniceClass as IoClass | null,
+    ionicePriority: r.int('ionice_priority', 0, { min: 0, max: 7 }),
+  };
 }
 
 /**
