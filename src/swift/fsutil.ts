@@ -1,6 +1,6 @@
 // File-system steps Swift takes with care: renames that create and fsync their directories,
 // directory fsyncs, unlinks that tolerate a file already gone.
-import { closeSync, constants as fsc, existsSync, fsync as fsyncCb, mkdirSync, openSync, renameSync, statSync } from 'node:fs';
+import { closeSync, constants as fsc, existsSync, fsync as fsyncCb, mkdirSync, lstatSync, openSync, renameSync, statSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { stat, unlink } from './afs.js';
 import { dirname, join } from 'node:path';
@@ -72,16 +72,27 @@ export async function isFileOlder(path: string, ageSeconds: number): Promise<boo
 }
 
 /**
- * Swift's ismount, with two plain stat calls as Swift's check_drive makes: a request's device
- * check blocks for a stat rather than paying a thread-pool round trip for each.
+ * Swift's ismount (ismount_raw, errors read as false), with plain calls as Swift's check_drive
+ * makes them: a request's device check blocks for them rather than paying a thread-pool round
+ * trip for each. A symlink is never a mount point, unless its target holds a `.ismount` file; a
+ * directory is one when its parent is on another device or is itself (the root), or when it
+ * holds a `.ismount` file (what operators place where device and inode numbers mislead, as in
+ * containers).
  */
 export function isMountSync(path: string): boolean {
+  const stub = () => {
+    try {
+      return statSync(join(path, '.ismount')).isFile();
+    } catch {
+      return false;
+    }
+  };
   try {
-    const a = statSync(path);
-    const b = statSync(join(path, '..'));
-    return a.dev !== b.dev || a.ino === b.ino;
+    const a = lstatSync(path);
+    if (a.isSymbolicLink()) return stub();
+    const b = lstatSync(join(path, '..'));
+    return a.dev !== b.dev || a.ino === b.ino || stub();
   } catch {
     return false;
   }
 }
-
