@@ -76,6 +76,18 @@ function pageSize(): number {
   return pageSizeCache;
 }
 
+/**
+ * time.time(), to the microsecond: swift-recon's time check wants it between the moments it sent
+ * the request and read the answer, with no slack by default. Date.now() has only milliseconds;
+ * the performance clock has more, but runs from the process's start and so keeps any step of the
+ * system clock since out. It is used while it agrees with Date.now() to the millisecond.
+ */
+function wallClock(): number {
+  const precise = performance.timeOrigin + performance.now();
+  const coarse = Date.now();
+  return (Math.abs(precise - coarse) <= 1 ? precise : coarse + 0.5) / 1000;
+}
+
 /** Swift's recon middleware. */
 export class Recon {
   private readonly objectCache: string;
@@ -154,7 +166,7 @@ export class Recon {
       case 'driveaudit':
         return this.fromCache(['drive_audit_errors'], this.driveCache);
       case 'time':
-        return new PyFloat((performance.timeOrigin + performance.now()) / 1000);
+        return new PyFloat(wallClock());
       case 'sharding':
         return this.fromCache(['sharding_stats', 'sharding_time', 'sharding_last'], this.containerCache);
       case 'relinker':
