@@ -201,7 +201,7 @@ describe.skipIf(!realSwiftEnabled())("healthcheck and recon middlewares, against
   });
 
   it("answers /healthcheck as Swift's middleware does, and 503 while its disable_path exists", async () => {
-    const ourPort = ours.has('root-devices') ? await startOurs('hc', extraConf, 0) : await startOurs('root-devices', extraConf, 0);
+    const ourPort = await startOurs('healthcheck', extraConf, 0);
     for (const method of ['GET', 'HEAD', 'PUT']) {
       const { swift, ours: mine } = await both(extraPort, ourPort, '/healthcheck', method);
       expect(swift.status).toBe(200);
