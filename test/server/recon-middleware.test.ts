@@ -14,6 +14,7 @@ import { PYTHON } from '../helpers/swift-python.js';
 import { pickFreePorts, realSwiftEnabled, swiftHttp, SwiftSandbox } from '../helpers/swift-cluster.js';
 
 const NODES = 6;
+const BIN = new URL('../../bin/fragmend.js', import.meta.url).pathname;
 /** answers that cannot change between two requests a moment apart */
 const EXACT = [
   'async',
@@ -298,5 +299,34 @@ describe.skipIf(!realSwiftEnabled())("healthcheck and recon middlewares, against
       expect(fromOurs.output).toContain(line);
     }
     expect(fromOurs.output).toMatch(/Most recent completion was \d{4}-\d\d-\d\d \d\d:\d\d:\d\d \(.*\) by 127\.0\.0\.1:\d+\./);
+  }, 120_000);
+
+  it("swift-recon -R reads what fragmend's reconstructor wrote, through Swift's object servers and through fragmend's", async () => {
+    // (Swift's servers run on every node since the test above.) fragmend's reconstructor makes a
+    // pass on nodes 3, 4 and 5, whose recon caches held nothing.
+    const before = Date.now() / 1000;
+    for (const i of [3, 4, 5]) {
+      const r = spawnSync(process.execPath, [BIN, 'reconstructor', sbx.node(i).conf, '--once'], { encoding: 'utf8', timeout: 60_000 });
+      expect(r.status, r.stdout + r.stderr).toBe(0);
+    }
+    const check = (out: string) => {
+      // node 0's cache (written as Swift writes it) and the three passes: four hosts report
+      expect(out).toMatch(/\[object_reconstruction_time\] low: \d+(\.\d+)?, high: \d+(\.\d+)?, avg: [\d.]+, total: [\d.]+, Failed: 33\.3%, no_result: 2, reported: 4/);
+      for (const i of [3, 4, 5]) {
+        const line = new RegExp(`-> http://127\\.0\\.0\\.1:${sbx.node(i).port}/recon/reconstruction/object: \\{'object_reconstruction_last': ([\\d.]+), 'object_reconstruction_time': ([\\d.e-]+)\\}`).exec(out);
+        expect(line, `node ${i} in:\n${out}`).not.toBeNull();
+        expect(Number(line![1])).toBeGreaterThanOrEqual(before);
+        expect(Number(line![2])).toBeLessThan(1);
+      }
+      expect(out).toMatch(/Most recent completion was .* by 127\.0\.0\.1:\d+\./);
+    };
+    const viaSwift = await sbx.runRecon(['object', '-R', '--verbose']);
+    expect(viaSwift.code).toBe(0);
+    check(viaSwift.output);
+    await Promise.all([...Array(NODES).keys()].map((i) => sbx.stopObjectServer(i)));
+    for (let i = 0; i < NODES; i++) await startOurs(`reconstructed-${i}`, sbx.node(i).conf);
+    const viaOurs = await sbx.runRecon(['object', '-R', '--verbose']);
+    expect(viaOurs.code).toBe(0);
+    check(viaOurs.output);
   }, 120_000);
 });
