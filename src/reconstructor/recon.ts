@@ -6,6 +6,7 @@ import { closeSync, fstatSync, openSync, readSync, renameSync, statSync, unlinkS
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { randomHex } from '../swift/lazy-crypto.js';
+import { pyDumps } from '../swift/py-json.js';
 import { tryLock } from '../swift/locks.js';
 
 export const RECON_OBJECT_FILE = 'object.recon';
@@ -28,22 +29,6 @@ export function putReconCacheEntry(entry: Record<string, Json>, key: string, ite
     return;
   }
   entry[key] = item;
-}
-
-/** json.dumps(value, sort_keys=True, ensure_ascii=True), as Python writes recon files. */
-export function pyJson(value: Json): string {
-  if (value === null) return 'null';
-  if (typeof value === 'boolean') return value ? 'true' : 'false';
-  if (typeof value === 'number') {
-    if (!Number.isFinite(value)) return value > 0 ? 'Infinity' : value < 0 ? '-Infinity' : 'NaN';
-    return String(value);
-  }
-  if (typeof value === 'string') return JSON.stringify(value).replace(/[\u007f-\uffff]/g, (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'));
-  if (Array.isArray(value)) return `[${value.map(pyJson).join(', ')}]`;
-  return `{${Object.keys(value)
-    .sort()
-    .map((k) => `${pyJson(k)}: ${pyJson(value[k]!)}`)
-    .join(', ')}}`;
 }
 
 async function lockFile(path: string, timeoutSeconds: number): Promise<number> {
@@ -98,7 +83,8 @@ export async function dumpReconCache(update: Record<string, Json>, cacheFile: st
     for (const [k, v] of Object.entries(update)) putReconCacheEntry(entry, k, v);
     const tmp = join(dirname(cacheFile), `.${process.pid}.${randomHex(6)}.recon.tmp`);
     try {
-      writeFileSync(tmp, pyJson(entry) + '\n', 'ascii');
+      // json.dumps(entry, sort_keys=True), as Python writes recon files
+      writeFileSync(tmp, pyDumps(entry, { sortKeys: true }) + '\n', 'ascii');
       renameSync(tmp, cacheFile);
     } catch (e) {
       try {

@@ -10,7 +10,7 @@ import type { ECDiskFileManager } from '../swift/diskfile.js';
 import { DiskFileDeleted, DiskFileError } from '../swift/diskfile.js';
 import { acquireLock, LockTimeout, type LockOptions } from '../swift/locks.js';
 import type { StoragePolicy } from '../swift/policies.js';
-import { pyInt } from '../swift/python-values.js';
+import { pyFloatRepr, pyInt } from '../swift/python-values.js';
 import { Timestamp } from '../swift/timestamp.js';
 import {
   decodeMissing,
@@ -46,11 +46,6 @@ export class SourceReadError extends Error {
     super(message);
     this.name = 'SourceReadError';
   }
-}
-
-/** Python's repr of a float, for the timeouts Swift prints (60.0, 0.5). */
-function pyFloatRepr(n: number): string {
-  return Number.isInteger(n) ? n.toFixed(1) : String(n);
 }
 
 /** Swift's MessageTimeout: '<seconds> second[s]: <context>', as eventlet's Timeout prints it. */

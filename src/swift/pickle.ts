@@ -11,6 +11,7 @@
 // compare pickles (checksummed xattrs, re-read-and-compare of hashes.pkl).
 import { PickleError } from './errors.js';
 import { nodeCrypto } from './lazy-crypto.js';
+import { pyFloatRepr } from './python-values.js';
 import { hasLoneSurrogate, UTF8_ENCODER, UTF8_STRICT } from './utf8.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -467,29 +468,6 @@ function escapeDecode(b: Uint8Array): { bytes: Uint8Array } | { error: string } 
     }
   }
   return { bytes: out.slice(0, n) };
-}
-
-// Python's repr(float), which protocol 0 writes: shortest round-trip digits, exponent form
-// below 1e-4 and from 1e16, always a '.0' on whole numbers.
-function pyFloatRepr(x: number): string {
-  if (Number.isNaN(x)) return 'nan';
-  if (x === Infinity) return 'inf';
-  if (x === -Infinity) return '-inf';
-  if (x === 0) return Object.is(x, -0) ? '-0.0' : '0.0';
-  const sign = x < 0 ? '-' : '';
-  const [mant, expText] = Math.abs(x).toExponential().split('e') as [string, string];
-  const digits = mant.replace('.', '');
-  const exp = Number(expText);
-  if (exp < -4 || exp >= 16) {
-    const m = digits.length > 1 ? `${digits[0]}.${digits.slice(1)}` : digits;
-    const e = Math.abs(exp);
-    return `${sign}${m}e${exp < 0 ? '-' : '+'}${e < 10 ? '0' : ''}${e}`;
-  }
-  if (exp < 0) return `${sign}0.${'0'.repeat(-exp - 1)}${digits}`;
-  const intLen = exp + 1;
-  const whole = digits.length >= intLen ? digits.slice(0, intLen) : digits + '0'.repeat(intLen - digits.length);
-  const frac = digits.length > intLen ? digits.slice(intLen) : '0';
-  return `${sign}${whole}.${frac}`;
 }
 
 // ---------------------------------------------------------------------------------------------

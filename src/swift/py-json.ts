@@ -2,6 +2,7 @@
 // byte: dicts keep their order (a JS object would put keys such as "1" first), ints and floats
 // stay apart (5 and 5.0), floats are written as Python's repr writes them (1e-05, 1e+16, 2.0),
 // and json.dumps' default separators and ensure_ascii apply.
+import { pyFloatRepr } from './python-values.js';
 
 /** A Python float, written with repr even when its value is whole. */
 export class PyFloat {
@@ -24,40 +25,44 @@ export class PyJsonError extends Error {
   }
 }
 
-/** Python's repr of a float. */
-export function pyFloatRepr(x: number): string {
+/** A float as json.dumps writes it: repr, and NaN/Infinity for what is not finite. */
+function jsonFloat(x: number): string {
   if (Number.isNaN(x)) return 'NaN';
-  if (x === Infinity) return 'Infinity';
-  if (x === -Infinity) return '-Infinity';
-  if (x === 0) return Object.is(x, -0) ? '-0.0' : '0.0';
-  const sign = x < 0 ? '-' : '';
-  // toExponential() without an argument gives the shortest digits that read back as x, as repr does
-  const [mant, expText] = Math.abs(x).toExponential().split('e') as [string, string];
-  const digits = mant.replace('.', '');
-  const exp = Number(expText);
-  if (exp >= -4 && exp < 16) {
-    if (exp < 0) return `${sign}0.${'0'.repeat(-exp - 1)}${digits}`;
-    if (digits.length <= exp + 1) return `${sign}${digits}${'0'.repeat(exp + 1 - digits.length)}.0`;
-    return `${sign}${digits.slice(0, exp + 1)}.${digits.slice(exp + 1)}`;
-  }
-  const m = digits.length > 1 ? `${digits[0]}.${digits.slice(1)}` : digits;
-  return `${sign}${m}e${exp < 0 ? '-' : '+'}${String(Math.abs(exp)).padStart(2, '0')}`;
+  if (!Number.isFinite(x)) return x > 0 ? 'Infinity' : '-Infinity';
+  return pyFloatRepr(x);
 }
 
+/** A string as json.dumps(ensure_ascii=True) writes it. */
 function dumpString(s: string): string {
   return JSON.stringify(s).replace(/[\u007f-\uffff]/g, (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'));
 }
 
-/** json.dumps(value): separators ', ' and ': ', ensure_ascii, keys in the dict's order. */
-export function pyDumps(value: PyJson): string {
-  if (value === null) return 'null';
+export interface DumpOptions {
+  /** json.dumps' sort_keys */
+  sortKeys?: boolean;
+  /** dict keys whose number values are Python floats even when whole (a ring's weights) */
+  floatKeys?: ReadonlySet<string>;
+}
+
+/**
+ * json.dumps(value): separators ', ' and ': ', ensure_ascii. A dict is a Map (its order kept) or
+ * a plain object (its undefined entries left out); a JS number is an int when whole, a float
+ * otherwise, or when a PyFloat or under one of floatKeys.
+ */
+export function pyDumps(value: unknown, opts: DumpOptions = {}, key?: string): string {
+  if (value === null || value === undefined) return 'null';
   if (typeof value === 'boolean') return value ? 'true' : 'false';
-  if (typeof value === 'number') return Number.isInteger(value) ? String(value) : pyFloatRepr(value);
+  if (typeof value === 'number') return Number.isInteger(value) && !(key !== undefined && opts.floatKeys?.has(key)) ? String(value) : jsonFloat(value);
   if (typeof value === 'string') return dumpString(value);
-  if (value instanceof PyFloat) return pyFloatRepr(value.value);
+  if (value instanceof PyFloat) return jsonFloat(value.value);
   if (value instanceof PyBigInt) return value.digits;
-  if (Array.isArray(value)) return `[${value.map(pyDumps).join(', ')}]`;
-  return `{${[...value].map(([k, v]) => `${dumpString(k)}: ${pyDumps(v)}`).join(', ')}}`;
+  if (Array.isArray(value)) return `[${value.map((v) => pyDumps(v, opts)).join(', ')}]`;
+  let entries: Array<[string, unknown]>;
+  if (value instanceof Map) entries = [...(value as Map<string, unknown>)];
+  else if (typeof value === 'object') entries = Object.entries(value).filter(([, v]) => v !== undefined);
+  else throw new PyJsonError(`cannot serialise a ${typeof value}`);
+  if (opts.sortKeys) entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return `{${entries.map(([k, v]) => `${dumpString(k)}: ${pyDumps(v, opts, k)}`).join(', ')}}`;
 }
 
 const NUMBER = /-?(?:0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/y;

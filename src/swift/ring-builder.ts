@@ -10,6 +10,7 @@ import { open, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { crc32, deflateRawSync, gzipSync, constants as zlibConstants } from 'node:zlib';
 import { RingError } from './errors.js';
+import { pyDumps } from './py-json.js';
 import { checkRingData, RING_MAGIC, V2_SECTIONS, V2_TAIL_BYTES, type Device, type RingData } from './ring.js';
 
 /** Swift's builder reserves 0xFFFF (NONE_DEV) for "unassigned", so device ids stay below it. */
@@ -66,49 +67,6 @@ export const SWIFT_RING_MTIME = 1300507380;
 
 // ------------------------------------------------------------------ serialisation
 
-/** Python's repr(float), which json.dumps uses: shortest round-trip digits, exponent outside 1e-4..1e16. */
-function pyFloat(x: number): string {
-  if (Number.isNaN(x)) return 'NaN';
-  if (!Number.isFinite(x)) return x > 0 ? 'Infinity' : '-Infinity';
-  if (x === 0) return Object.is(x, -0) ? '-0.0' : '0.0';
-  const [mant, expStr] = x.toExponential().split('e') as [string, string];
-  const exp = Number(expStr);
-  const neg = mant.startsWith('-');
-  const digits = mant.replace('-', '').replace('.', '');
-  let out: string;
-  if (exp >= -4 && exp < 16) {
-    if (exp >= 0) {
-      const whole = digits.slice(0, exp + 1).padEnd(exp + 1, '0');
-      const frac = digits.slice(exp + 1);
-      out = `${whole}.${frac || '0'}`;
-    } else {
-      out = `0.${'0'.repeat(-exp - 1)}${digits}`;
-    }
-  } else {
-    const m = digits.length > 1 ? `${digits[0]}.${digits.slice(1)}` : digits;
-    out = `${m}e${exp < 0 ? '-' : '+'}${String(Math.abs(exp)).padStart(2, '0')}`;
-  }
-  return neg ? `-${out}` : out;
-}
-
-/** A string as json.dumps(ensure_ascii=True) writes it. */
-function pyString(s: string): string {
-  let out = '"';
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c === 0x22) out += '\\"';
-    else if (c === 0x5c) out += '\\\\';
-    else if (c === 0x0a) out += '\\n';
-    else if (c === 0x0d) out += '\\r';
-    else if (c === 0x09) out += '\\t';
-    else if (c === 0x08) out += '\\b';
-    else if (c === 0x0c) out += '\\f';
-    else if (c < 0x20 || c > 0x7e) out += `\\u${c.toString(16).padStart(4, '0')}`;
-    else out += s[i];
-  }
-  return out + '"';
-}
-
 const FLOAT_KEYS: ReadonlySet<string> = new Set(['weight']);
 
 /**
@@ -116,22 +74,12 @@ const FLOAT_KEYS: ReadonlySet<string> = new Set(['weight']);
  * bytes as Swift's for the same data. Python keeps floats apart from ints (1.0, not 1): Swift's
  * builder stores weights as floats, and v2 metadata computes replica_count as one.
  */
-function pyJson(value: unknown, floatKeys: ReadonlySet<string> = FLOAT_KEYS, key?: string): string {
-  if (value === null || value === undefined) return 'null';
-  if (typeof value === 'boolean') return value ? 'true' : 'false';
-  if (typeof value === 'number') {
-    return (key !== undefined && floatKeys.has(key)) || !Number.isInteger(value) ? pyFloat(value) : String(value);
+function pyJson(value: unknown, floatKeys: ReadonlySet<string> = FLOAT_KEYS): string {
+  try {
+    return pyDumps(value, { sortKeys: true, floatKeys });
+  } catch (e) {
+    throw new RingError(`cannot serialise ring metadata: ${(e as Error).message}`);
   }
-  if (typeof value === 'string') return pyString(value);
-  if (Array.isArray(value)) return `[${value.map((v) => pyJson(v, floatKeys)).join(', ')}]`;
-  if (typeof value === 'object') {
-    const obj = value as Record<string, unknown>;
-    const keys = Object.keys(obj)
-      .filter((k) => obj[k] !== undefined)
-      .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${keys.map((k) => `${pyString(k)}: ${pyJson(obj[k], floatKeys, k)}`).join(', ')}}`;
-  }
-  throw new RingError(`cannot serialise a ${typeof value} in ring metadata`);
 }
 
 function formatOf(opts: WriteOptions): 1 | 2 {

@@ -3,7 +3,8 @@
 // JS object would reorder, non-ASCII text, and the non-standard NaN and Infinity.
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { PyFloat, pyDumps, pyFloatRepr, pyLoads, PyJsonError } from '../../src/swift/py-json.js';
+import { PyFloat, pyDumps, pyLoads, PyJsonError } from '../../src/swift/py-json.js';
+import { pyFloatRepr } from '../../src/swift/python-values.js';
 import { FRAGMEND_VERSION } from '../../src/version.js';
 import { prngBelow } from '../helpers/prng.js';
 import { PYTHON } from '../helpers/swift-python.js';
