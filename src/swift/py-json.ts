@@ -83,19 +83,32 @@ export function pyLoads(text: string): PyJson {
     WHITESPACE.exec(text);
     i = WHITESPACE.lastIndex;
   };
+  /** The comma-separated items of a dict or list, from its opening bracket through `close`. */
+  const items = (close: string, item: () => void) => {
+    i++;
+    skip();
+    if (text[i] === close) {
+      i++;
+      return;
+    }
+    for (;;) {
+      item();
+      skip();
+      if (text[i] === close) {
+        i++;
+        return;
+      }
+      if (text[i] !== ',') fail("Expecting ',' delimiter");
+      i++;
+    }
+  };
   const value = (depth: number): PyJson => {
     if (depth > 500) fail('Nested too deeply');
     skip();
     const c = text[i];
     if (c === '{') {
-      i++;
       const d: PyDict = new Map();
-      skip();
-      if (text[i] === '}') {
-        i++;
-        return d;
-      }
-      for (;;) {
+      items('}', () => {
         skip();
         if (text[i] !== '"') fail('Expecting property name enclosed in double quotes');
         const k = string();
@@ -103,39 +116,13 @@ export function pyLoads(text: string): PyJson {
         if (text[i] !== ':') fail("Expecting ':' delimiter");
         i++;
         d.set(k, value(depth + 1));
-        skip();
-        if (text[i] === ',') {
-          i++;
-          continue;
-        }
-        if (text[i] === '}') {
-          i++;
-          return d;
-        }
-        fail("Expecting ',' delimiter");
-      }
+      });
+      return d;
     }
     if (c === '[') {
-      i++;
       const a: PyJson[] = [];
-      skip();
-      if (text[i] === ']') {
-        i++;
-        return a;
-      }
-      for (;;) {
-        a.push(value(depth + 1));
-        skip();
-        if (text[i] === ',') {
-          i++;
-          continue;
-        }
-        if (text[i] === ']') {
-          i++;
-          return a;
-        }
-        fail("Expecting ',' delimiter");
-      }
+      items(']', () => a.push(value(depth + 1)));
+      return a;
     }
     if (c === '"') return string();
     for (const [word, v] of [
