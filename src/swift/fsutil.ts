@@ -80,13 +80,8 @@ export async function isFileOlder(path: string, ageSeconds: number): Promise<boo
  * containers).
  */
 export function isMountSync(path: string): boolean {
-  const stub = () => {
-    try {
-      return statSync(join(path, '.ismount')).isFile();
-    } catch {
-      return false;
-    }
-  };
+  // (a missing stub, the usual case, is no exception: a request of an unmounted device asks)
+  const stub = () => statSync(join(path, '.ismount'), { throwIfNoEntry: false })?.isFile() ?? false;
   try {
     const a = lstatSync(path);
     if (a.isSymbolicLink()) return stub();
