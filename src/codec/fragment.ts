@@ -94,24 +94,12 @@ export function readHeader(fragment: Uint8Array, crc: Crc32, what = 'fragment'):
   if (fragment.length < HEADER_SIZE) {
     throw new ECBadHeader(`${what} is ${fragment.length} bytes, shorter than the ${HEADER_SIZE}-byte fragment header`);
   }
+  const problem = headerProblem(fragment, crc, what);
+  if (problem) throw new ECBadHeader(problem);
   const dv = new DataView(fragment.buffer, fragment.byteOffset, HEADER_SIZE);
-  const magicLE = dv.getUint32(OFF.magic, true);
-  let le = true;
-  if (magicLE !== FRAGMENT_MAGIC) {
-    if (dv.getUint32(OFF.magic, false) !== FRAGMENT_MAGIC) {
-      throw new ECBadHeader(`${what} has bad magic 0x${magicLE.toString(16)}: not a liberasurecode fragment`);
-    }
-    le = false;
-  }
+  const le = dv.getUint32(OFF.magic, true) === FRAGMENT_MAGIC;
   const libecVersion = dv.getUint32(OFF.libecVersion, le);
-  if (libecVersion === 0) throw new ECBadHeader(`${what} header has libec_version 0`);
   const metadataChksum = dv.getUint32(OFF.metadataChksum, le);
-  if (libecVersion >= METADATA_CHKSUM_SINCE) {
-    const meta = fragment.subarray(0, METADATA_SIZE);
-    if (crc(meta, false) !== metadataChksum && crc(meta, true) !== metadataChksum) {
-      throw new ECBadHeader(`${what} header fails its metadata checksum (0x${metadataChksum.toString(16)}): corrupt header`);
-    }
-  }
   const chksumCode = dv.getUint8(OFF.chksumType);
   const chksum: number[] = [];
   for (let i = 0; i < 8; i++) chksum.push(dv.getUint32(OFF.chksum + 4 * i, le));
@@ -142,6 +130,37 @@ export function readHeader(fragment: Uint8Array, crc: Crc32, what = 'fragment'):
     md.chksumMismatch = crc(payload, false) !== c && crc(payload, true) !== c;
   }
   return md;
+}
+
+/** Bytes up to the end of the metadata checksum: what a header check reads. */
+export const CHECKED_HEADER_SIZE = OFF.metadataChksum + 4;
+
+/**
+ * What is wrong with the header at the start of `fragment`, or null: the checks liberasurecode's
+ * fragment-metadata reader makes (PyECLib's get_metadata raises ECInvalidFragmentMetadata for
+ * them): magic in either byte order, a libec_version other than 0, and the metadata checksum
+ * (either CRC flavour) for headers of 1.2.0 on. The payload is not read, nor is the size field
+ * held against the bytes given: get_metadata accepts a header on its own.
+ */
+export function headerProblem(fragment: Uint8Array, crc: Crc32, what = 'fragment'): string | null {
+  if (fragment.length < CHECKED_HEADER_SIZE) return `${what} is ${fragment.length} bytes, too short to hold a fragment header`;
+  const dv = new DataView(fragment.buffer, fragment.byteOffset, CHECKED_HEADER_SIZE);
+  const magicLE = dv.getUint32(OFF.magic, true);
+  let le = true;
+  if (magicLE !== FRAGMENT_MAGIC) {
+    if (dv.getUint32(OFF.magic, false) !== FRAGMENT_MAGIC) return `${what} has bad magic 0x${magicLE.toString(16)}: not a liberasurecode fragment`;
+    le = false;
+  }
+  const libecVersion = dv.getUint32(OFF.libecVersion, le);
+  if (libecVersion === 0) return `${what} header has libec_version 0`;
+  if (libecVersion >= METADATA_CHKSUM_SINCE) {
+    const metadataChksum = dv.getUint32(OFF.metadataChksum, le);
+    const meta = fragment.subarray(0, METADATA_SIZE);
+    if (crc(meta, false) !== metadataChksum && crc(meta, true) !== metadataChksum) {
+      return `${what} header fails its metadata checksum (0x${metadataChksum.toString(16)}): corrupt header`;
+    }
+  }
+  return null;
 }
 
 /** The header's index field, or -1 when the bytes are too short to hold one. */

@@ -30,6 +30,7 @@ import { loadSwiftConf, type StoragePolicy, type SwiftConf } from '../swift/poli
 import { readProcessSettings, type ProcessSettings } from '../swift/priority.js';
 import { pyInt } from '../swift/python-values.js';
 import { FRAGMEND_VERSION } from '../version.js';
+import { FragmentCheck } from './fragment-check.js';
 import { DEFAULT_RECON_CACHE_PATH, healthcheck, Recon, type HealthcheckOptions, type ReconOptions } from './recon.js';
 import { Timestamp } from '../swift/timestamp.js';
 import { dumps } from '../swift/pickle.js';
@@ -832,7 +833,12 @@ interface FileBody {
   /** Exclusive. */
   end: number;
   /** Called once the whole file was read through: Swift's reader quarantines on an md5 mismatch. */
-  verify?: (md5: string, bytes: number) => Promise<void>;
+  verify?: (md5: string, bytes: number) => Promise<boolean>;
+  /**
+   * An EC archive: read from its start, each of its fragments' headers is checked as Swift's
+   * ECDiskFileReader checks them, and a bad one quarantines the archive and cuts the response.
+   */
+  fragments?: { size: number; quarantine: (why: string) => Promise<void> };
   /** Several ranges: a multipart/byteranges body (start/end are then unused). */
   multipart?: { ranges: Array<[number, number]>; boundary: string; contentType: string; size: number };
 }
@@ -1022,7 +1028,7 @@ export class ObjectServer {
     } catch (e) {
       if (res.headersSent) {
         res.close = true;
-        if (!(e instanceof SourceReadError)) this.log.error({ err: e, method: req.method, path: req.rawPath }, `ERROR __call__ error with ${req.method} ${req.rawPath}`);
+        if (!(e instanceof SourceReadError || e instanceof DiskFileQuarantined)) this.log.error({ err: e, method: req.method, path: req.rawPath }, `ERROR __call__ error with ${req.method} ${req.rawPath}`);
       } else {
         this.log.error({ err: e, method: req.method, path: req.rawPath }, `ERROR __call__ error with ${req.method} ${req.rawPath}`);
         await this.sendReply(req, res, { status: 500, body: String((e as Error)?.stack ?? e), contentType: TEXT }).catch(() => undefined);
@@ -1102,6 +1108,7 @@ export class ObjectServer {
     const size = Math.max(this.options.diskChunkSize, 256 * 1024);
     const whole = f.start === 0 && !!f.verify;
     const md5 = whole ? createHash('md5') : null;
+    const frags = f.start === 0 && f.fragments ? new FragmentCheck(f.fragments.size) : null;
     let pos = f.start;
     const buf = this.readBuffers.take(size);
     let reusable = true;
@@ -1110,6 +1117,12 @@ export class ObjectServer {
         const bytesRead = readSync(f.fh.fd, buf, 0, Math.min(size, f.end - pos), pos);
         if (!bytesRead) break;
         const chunk = buf.subarray(0, bytesRead);
+        // (as in Swift, the piece that completes a bad fragment is not sent)
+        const bad = frags?.take(chunk);
+        if (bad) {
+          await f.fragments!.quarantine(bad);
+          throw new DiskFileQuarantined(bad);
+        }
         md5?.update(chunk);
         reusable = false;
         await res.write(chunk);
@@ -1122,7 +1135,10 @@ export class ObjectServer {
     if (md5 && f.verify && pos === f.end) {
       // Past the last byte of the file: anything beyond f.end means the size changed under us.
       const extra = readSync(f.fh.fd, Buffer.alloc(1), 0, 1, pos);
-      await f.verify(md5.digest('hex'), pos + extra);
+      const quarantined = await f.verify(md5.digest('hex'), pos + extra);
+      // the last fragment, whole or not, once the file was read to its end
+      const bad = quarantined ? null : frags?.finish();
+      if (bad) await f.fragments!.quarantine(bad);
     }
   }
 
@@ -1377,16 +1393,19 @@ export class ObjectServer {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { status: 404 };
       throw e;
     }
+    const quarantine = async (why: string) => {
+      this.log.error({ path: df.datadir }, `Quarantined ${df.datadir}: ${why}`);
+      await df.quarantine(df.dataFile!, why).catch(() => undefined);
+    };
     const verify = async (md5: string, bytes: number) => {
       let why: string | null = null;
       if (bytes !== size) why = `Bytes read: ${bytes}, does not match metadata: ${size}`;
       else if (etag && md5 !== etag) why = `ETag ${etag} and file's md5 ${md5} do not match`;
-      if (why) {
-        this.log.error({ path: df.datadir }, `Quarantined ${df.datadir}: ${why}`);
-        await df.quarantine(df.dataFile!, why).catch(() => undefined);
-      }
+      if (why) await quarantine(why);
+      return why !== null;
     };
-    return { status, headers, file: { fh, start, end, verify: status === 200 ? verify : undefined, multipart } };
+    const fragments = df.policy.ec ? { size: df.policy.ec.fragmentSize, quarantine } : undefined;
+    return { status, headers, file: { fh, start, end, verify: status === 200 ? verify : undefined, fragments, multipart } };
   }
 
   /** check_object_creation and the metadata limits of check_metadata. */

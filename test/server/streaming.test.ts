@@ -5,10 +5,26 @@ import { existsSync, readdirSync, readlinkSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ECDriver } from '../../src/codec/index.js';
 import type { ObjectServer } from '../../src/server/object-server.js';
 import { makeSandbox, request, startOurServer, type LogCapture, type Sandbox } from './harness.js';
 
 const P1 = { 'X-Backend-Storage-Policy-Index': '1' };
+/** One fragment of a 1 MiB segment of the 4+2 policy, header included (its fragment_size). */
+const FRAG = 262_224;
+
+/**
+ * An archive the server will serve whole: `count` fragments, each a real fragment header (a GET
+ * checks every header, as Swift's does) before a payload of its own, from `seed`.
+ */
+function archive(header: Uint8Array, count: number, seed: number): Buffer {
+  const b = Buffer.alloc(count * FRAG);
+  for (let f = 0; f < count; f++) {
+    b.set(header, f * FRAG);
+    for (let i = f * FRAG + 80; i + 4 <= (f + 1) * FRAG; i += 4) b.writeUInt32LE(((i + 1) * (2654435761 + seed * 40503)) >>> 0, i);
+  }
+  return b;
+}
 
 describe('object server HTTP: streaming and broken clients', () => {
   let sbx: Sandbox;
@@ -17,7 +33,11 @@ describe('object server HTTP: streaming and broken clients', () => {
   const T = (i: number) => `${base + i}.00000`;
   const putHeaders = (ts: string, len: number) => ({ ...P1, 'X-Timestamp': ts, 'Content-Type': 'application/octet-stream', 'X-Object-Sysmeta-Ec-Frag-Index': '0', 'Content-Length': String(len) });
 
+  let header: Uint8Array;
+
   beforeAll(async () => {
+    const ec = await ECDriver.create({ k: 4, m: 2, ecType: 'liberasurecode_rs_vand' });
+    header = ec.encode(new Uint8Array(1 << 20))[0]!.subarray(0, 80);
     sbx = makeSandbox('streaming');
     ours = await startOurServer(sbx, sbx.devices('ours'));
   });
@@ -32,8 +52,7 @@ describe('object server HTTP: streaming and broken clients', () => {
   };
 
   it('a 24 MiB archive goes in and comes back out intact', async () => {
-    const body = Buffer.alloc(24 << 20);
-    for (let i = 0; i < body.length; i += 4) body.writeUInt32LE((i * 2654435761) >>> 0, i);
+    const body = archive(header, 96, 0); // 24 MiB
     const put = await request(ours.port, 'PUT', '/sdb/1/a/c/big', putHeaders(T(1), body.length), body);
     expect(put.status).toBe(201);
     expect(put.header('Etag')).toBe(`"${createHash('md5').update(body).digest('hex')}"`);
@@ -89,11 +108,7 @@ describe('object server HTTP: streaming and broken clients', () => {
   });
 
   it('GETs at once, fast, slow and abandoned, each get their own bytes from the reused read buffers', async () => {
-    const bodies = [0, 1, 2, 3, 4, 5].map((k) => {
-      const b = Buffer.alloc((6 << 20) + k * 4099);
-      for (let i = 0; i + 4 <= b.length; i += 4) b.writeUInt32LE(((i + 1) * (2654435761 + k * 40503)) >>> 0, i);
-      return b;
-    });
+    const bodies = [0, 1, 2, 3, 4, 5].map((k) => archive(header, 24 + k, k + 1));
     for (const [k, b] of bodies.entries()) expect((await request(ours.port, 'PUT', `/sdb/1/a/c/many${k}`, putHeaders(T(10 + k), b.length), b)).status).toBe(201);
     /** A raw GET read at its own pace; a vanishing one leaves after 1 MiB. */
     const rawGet = (k: number, pauseMs: number, vanish = false) =>
