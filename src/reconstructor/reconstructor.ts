@@ -468,7 +468,19 @@ export class ObjectReconstructor {
       localMetadata: md,
       targetIndex: node.backendIndex,
       nodes,
-      local: { path: df.dataFile!, durable: df.onDisk?.dataInfo?.durable ?? false },
+      local: {
+        path: df.dataFile!,
+        durable: df.onDisk?.dataInfo?.durable ?? false,
+        check: {
+          size: Number(md['Content-Length']),
+          etag: md.ETag,
+          fragmentSize: part.state.policy.ec!.fragmentSize,
+          quarantine: async (why: string) => {
+            this.log.warn(`Quarantined object ${df.dataFile}: ${why}`);
+            await df.quarantine(df.dataFile!, why);
+          },
+        },
+      },
       connTimeout: this.conf.connTimeout,
       nodeTimeout: this.conf.nodeTimeout,
       logger: held ?? this.log,

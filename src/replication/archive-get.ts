@@ -13,6 +13,7 @@
 // has meanwhile closed is sent again on a new one.
 import type { Socket } from 'node:net';
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import type { ArchiveReadCheck } from '../swift/archive-check.js';
 import { BufferPool } from './buffer-pool.js';
 import { connectWithin, hostOf, parseResponseHead, PeerTimeout, requestHead } from './peers.js';
 
@@ -442,12 +443,14 @@ export class LocalArchive implements FragmentReader {
   private constructor(
     private readonly fd: number,
     private readonly size: number,
+    private readonly check: ArchiveReadCheck | null,
   ) {}
 
-  static async open(path: string): Promise<LocalArchive> {
+  /** With `check`, the bytes read are checked as Swift's object server checks a GET's (see ArchiveReadCheck). */
+  static async open(path: string, check?: ArchiveReadCheck): Promise<LocalArchive> {
     const fd = openSync(path, 'r');
     try {
-      return new LocalArchive(fd, fstatSync(fd).size);
+      return new LocalArchive(fd, fstatSync(fd).size, check ?? null);
     } catch (e) {
       closeSync(fd);
       throw e;
@@ -457,7 +460,10 @@ export class LocalArchive implements FragmentReader {
   async read(n: number): Promise<Uint8Array> {
     if (this.closed) throw new ArchiveReadError('local archive closed');
     const want = Math.min(n, this.size - this.pos);
-    if (want <= 0) return new Uint8Array(0);
+    if (want <= 0) {
+      await this.check?.eof();
+      return new Uint8Array(0);
+    }
     if (!this.buf || this.buf.length < want) {
       fragmentBuffers.give(this.buf);
       this.buf = fragmentBuffers.take(Math.max(want, n));
@@ -469,6 +475,7 @@ export class LocalArchive implements FragmentReader {
       got += k;
     }
     this.pos += want;
+    await this.check?.take(this.buf.subarray(0, want));
     return this.buf.subarray(0, want);
   }
 

@@ -8,6 +8,7 @@
 // Memory stays near (k + 1) fragments whatever the object size; nothing is allocated per
 // segment.
 import type { ECDriver, FragmentSet } from '../codec/index.js';
+import { ArchiveReadCheck, type ArchiveReadCheckOptions } from '../swift/archive-check.js';
 import { DiskFileError } from '../swift/ondisk.js';
 import type { Metadata } from '../swift/metadata.js';
 import type { StoragePolicy } from '../swift/policies.js';
@@ -71,7 +72,12 @@ export interface RebuildRequest {
    * The local fragment archive (the data file behind localMetadata), read from disk as one of
    * the k. Left out when it cannot be opened, or holds the index being rebuilt.
    */
-  local?: { path: string; durable: boolean };
+  local?: {
+    path: string;
+    durable: boolean;
+    /** How to check its bytes as they are read (Swift reads it through its object server, which checks them). */
+    check?: ArchiveReadCheckOptions;
+  };
   /** Seconds to connect to a peer (conn_timeout). */
   connTimeout: number;
   /** Seconds allowed for a peer's headers, and for each segment's reads once streaming. */
@@ -126,7 +132,7 @@ export async function rebuildFragmentArchive(req: RebuildRequest): Promise<Archi
   const localEtag = req.localMetadata['X-Object-Sysmeta-Ec-Etag'];
   if (req.local && Number.isInteger(localFi) && localFi !== targetIndex && localEtag) {
     try {
-      const reader = await LocalArchive.open(req.local.path);
+      const reader = await LocalArchive.open(req.local.path, req.local.check ? new ArchiveReadCheck(req.local.check) : undefined);
       opened.push(reader);
       const b = bucketOf(localTs.internal);
       b.responses++;

@@ -5,6 +5,7 @@
 // receiver never commits it.
 import { createReadStream } from 'node:fs';
 import type { Logger } from 'pino';
+import { ArchiveReadCheck } from '../swift/archive-check.js';
 import { DiskFileDeleted, DiskFileError, type ECDiskFile, type ECDiskFileManager } from '../swift/diskfile.js';
 import type { Metadata } from '../swift/metadata.js';
 import type { StoragePolicy } from '../swift/policies.js';
@@ -233,7 +234,7 @@ export async function ssyncSend(mgr: ECDiskFileManager, job: SsyncJob, node: Ssy
           const name = df.objectName!;
           if (want.data) {
             const durable = df.durableTimestamp !== null && df.durableTimestamp.equals(df.dataTimestamp);
-            const source = rebuilt ?? localArchive(df);
+            const source = rebuilt ?? localArchive(df, opts.logger);
             if (rebuilt) fill(1 + REBUILDS_AHEAD);
             try {
               await sendPut(conn, name, source, durable, opts);
@@ -323,11 +324,28 @@ function discardPrepared(p: Prepared): void {
   void p.source.then((src) => src?.discard?.(), () => undefined);
 }
 
-function localArchive(df: ECDiskFile): ArchiveSource {
+function localArchive(df: ECDiskFile, logger?: Logger): ArchiveSource {
   const metadata = { ...df.datafileMetadata };
   const stream = createReadStream(df.dataFile!, { highWaterMark: 65536 });
+  // Swift's sender reads the archive through the EC reader, which checks it (ArchiveReadCheck)
+  const check = new ArchiveReadCheck({
+    size: df.contentLength,
+    etag: metadata.ETag,
+    fragmentSize: df.policy.ec?.fragmentSize,
+    quarantine: async (why) => {
+      logger?.warn(`Quarantined object ${df.dataFile}: ${why}`);
+      await df.quarantine(df.dataFile!, why);
+    },
+  });
+  async function* body(): AsyncGenerator<Uint8Array> {
+    for await (const chunk of stream as AsyncIterable<Uint8Array>) {
+      await check.take(chunk);
+      yield chunk;
+    }
+    await check.eof();
+  }
   // a send that fails before reading it would otherwise leave the file open until collected
-  return { metadata, contentLength: df.contentLength, body: stream as AsyncIterable<Uint8Array>, discard: () => stream.destroy() };
+  return { metadata, contentLength: df.contentLength, body: body(), discard: () => stream.destroy() };
 }
 
 async function sendPut(conn: ChunkedRequest, name: string, src: ArchiveSource, durable: boolean, opts: SsyncOptions): Promise<void> {
@@ -336,10 +354,17 @@ async function sendPut(conn: ChunkedRequest, name: string, src: ArchiveSource, d
   for (const [k, v] of Object.entries(src.metadata)) if (k !== 'name' && k !== 'Content-Length') headers[k] = v;
   await conn.sendChunk(encodeSubrequestHead('PUT', name, headers), timeoutMs(opts.nodeTimeout), 'send_put');
   let sent = 0;
-  for await (const chunk of src.body) {
-    if (sent + chunk.length > src.contentLength) throw new ReplicationError('Sent data length does not match content-length');
-    await conn.sendChunk(chunk, timeoutMs(opts.nodeTimeout), 'send_put chunk');
-    sent += chunk.length;
+  try {
+    for await (const chunk of src.body) {
+      if (sent + chunk.length > src.contentLength) throw new ReplicationError('Sent data length does not match content-length');
+      await conn.sendChunk(chunk, timeoutMs(opts.nodeTimeout), 'send_put chunk');
+      sent += chunk.length;
+    }
+  } catch (e) {
+    // The PUT's head is out: an archive quarantined as it is read ends the session, as any
+    // failure mid-body does, rather than being skipped like one that cannot be opened.
+    if (e instanceof DiskFileError) throw new ReplicationError(`send_put of ${name}: ${e.message}`);
+    throw e;
   }
   if (sent !== src.contentLength) throw new ReplicationError('Sent data length does not match content-length');
 }

@@ -30,7 +30,7 @@ import { loadSwiftConf, type StoragePolicy, type SwiftConf } from '../swift/poli
 import { readProcessSettings, type ProcessSettings } from '../swift/priority.js';
 import { pyInt } from '../swift/python-values.js';
 import { FRAGMEND_VERSION } from '../version.js';
-import { FragmentCheck } from './fragment-check.js';
+import { FragmentCheck } from '../swift/archive-check.js';
 import { DEFAULT_RECON_CACHE_PATH, healthcheck, Recon, type HealthcheckOptions, type ReconOptions } from './recon.js';
 import { Timestamp } from '../swift/timestamp.js';
 import { dumps } from '../swift/pickle.js';

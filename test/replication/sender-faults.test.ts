@@ -1,12 +1,14 @@
 // The SSYNC sender when the other side misbehaves: a receiver that hangs up in the middle of a
 // PUT body, one that never answers, and one that answers with an :ERROR: line. Each ends the
 // session with success false and a message saying what happened; nothing escapes as a crash.
+import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { fakeSsyncReceiver } from '../helpers/fake-ssync-receiver.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ECDriver } from '../../src/codec/index.js';
 import { ssyncSend, type ArchiveSource } from '../../src/replication/ssync-sender.js';
 import { ConfigParser } from '../../src/swift/conf.js';
 import { ECDiskFileManager } from '../../src/swift/diskfile.js';
@@ -27,10 +29,13 @@ beforeAll(async () => {
   mgr = new ECDiskFileManager({ devices: root, mountCheck: false, hashPrefix: '', hashSuffix: 's' });
   const df = mgr.diskFile(join(root, 'sda'), 0, 'a', 'c', 'o', policy, { fragIndex: 1 });
   const ts = Timestamp.now();
+  // a real archive (a push checks its fragment header and MD5 as it reads it)
+  const ec = await ECDriver.create({ k: 4, m: 2, ecType: 'liberasurecode_rs_vand' });
+  const archive = ec.encode(new Uint8Array(1000).fill(7))[1]!;
   const w = df.writer();
   await w.open();
-  await w.write(new Uint8Array(1000));
-  await w.put({ 'X-Timestamp': ts.internal, 'Content-Length': '1000', ETag: 'e', 'X-Object-Sysmeta-Ec-Frag-Index': '1' });
+  await w.write(archive);
+  await w.put({ 'X-Timestamp': ts.internal, 'Content-Length': String(archive.length), ETag: createHash('md5').update(archive).digest('hex'), 'X-Object-Sysmeta-Ec-Frag-Index': '1' });
   await w.commit(ts);
   await w.close();
   suffix = df.hash.slice(-3);

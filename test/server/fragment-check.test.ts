@@ -10,7 +10,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ECDriver } from '../../src/codec/index.js';
-import { FragmentCheck } from '../../src/server/fragment-check.js';
+import { FragmentCheck } from '../../src/swift/archive-check.js';
 import { ECDiskFileManager } from '../../src/swift/diskfile.js';
 import { hashPath } from '../../src/swift/hash-path.js';
 import { makeSandbox, PREFIX, realSwiftEnabled, request, startOurServer, startSwiftServer, SUFFIX, type LogCapture, type Sandbox, type SwiftServer } from './harness.js';

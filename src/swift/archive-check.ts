@@ -1,0 +1,127 @@
+// The check Swift's ECDiskFileReader makes of an EC archive read from its start: the archive is
+// cut into fragment_size slices (the bytes of one fragment of a full segment, header included),
+// and each slice, once read whole, goes through PyECLib's get_metadata; the piece left at the end
+// of the file is checked when the file was read to its end. A slice whose header get_metadata
+// refuses (ECInvalidFragmentMetadata: bad magic, libec_version 0, a metadata checksum that does
+// not match, too few bytes for a header) makes the reader quarantine the archive and end the
+// response. The payload is not checked: get_metadata does not read it.
+//
+// ArchiveReadCheck adds the rest of what that reader checks, the size and MD5 of an archive read
+// to its end, for the archives the reconstructor reads from its own disk (where Swift's reads
+// them through its object server, which checks them).
+import type { Hash } from 'node:crypto';
+import { createRequire } from 'node:module';
+import { CHECKED_HEADER_SIZE, crc32Short, headerProblem } from '../codec/index.js';
+import { DiskFileQuarantined } from './diskfile.js';
+
+export class FragmentCheck {
+  /** the checked part of the current slice's header, as far as it has been read */
+  private readonly header = new Uint8Array(CHECKED_HEADER_SIZE);
+  private sliceStart = 0;
+  private pos = 0;
+
+  constructor(private readonly fragmentSize: number) {
+    if (!Number.isInteger(fragmentSize) || fragmentSize < CHECKED_HEADER_SIZE) throw new RangeError(`bad fragment size ${fragmentSize}`);
+  }
+
+  /** The archive's next bytes. Returns why a slice they complete is bad, or null. */
+  take(chunk: Uint8Array): string | null {
+    let i = 0;
+    while (i < chunk.length) {
+      const inSlice = this.pos - this.sliceStart;
+      const n =
+        inSlice < CHECKED_HEADER_SIZE
+          ? Math.min(CHECKED_HEADER_SIZE - inSlice, chunk.length - i)
+          : Math.min(this.fragmentSize - inSlice, chunk.length - i);
+      if (inSlice < CHECKED_HEADER_SIZE) this.header.set(chunk.subarray(i, i + n), inSlice);
+      i += n;
+      this.pos += n;
+      if (this.pos - this.sliceStart === this.fragmentSize) {
+        const bad = this.check(this.fragmentSize);
+        if (bad) return bad;
+        this.sliceStart = this.pos;
+      }
+    }
+    return null;
+  }
+
+  /** At the end of the file: why the last, partial slice is bad, or null (none there, or good). */
+  finish(): string | null {
+    const left = this.pos - this.sliceStart;
+    return left > 0 ? this.check(left) : null;
+  }
+
+  private check(length: number): string | null {
+    const problem = headerProblem(this.header.subarray(0, Math.min(length, CHECKED_HEADER_SIZE)), crc32Short);
+    // Swift's message, with the offset of the slice in the archive
+    return problem === null ? null : `Invalid EC metadata at offset 0x${this.sliceStart.toString(16)}`;
+  }
+}
+
+/** node:crypto, loaded when an archive is first checked (a pass that reads none need not load it) */
+let cryptoModule: typeof import('node:crypto') | undefined;
+const md5 = (): Hash => (cryptoModule ??= createRequire(import.meta.url)('node:crypto') as typeof import('node:crypto')).createHash('md5');
+
+export interface ArchiveReadCheckOptions {
+  /** The archive's Content-Length. */
+  size: number;
+  /** Its ETag (the MD5 of its bytes); none: not compared. */
+  etag?: string;
+  /** The policy's fragment_size, for an EC archive; none: no fragment headers checked. */
+  fragmentSize?: number;
+  /** Moves the archive to quarantine (Swift's quarantine_renamer). */
+  quarantine: (why: string) => Promise<unknown>;
+}
+
+/**
+ * The checks of Swift's EC reader over an archive read from its start, made before the bytes are
+ * used rather than after they are sent: a fragment with a bad header, and an archive whose bytes
+ * do not add up to its size and ETag, are quarantined, and the read fails with
+ * DiskFileQuarantined on the bytes that showed it (for a bad MD5, the last ones), so that a
+ * rebuild or a push never hands on the archive's end. Swift sends them and quarantines after;
+ * what it rebuilt from them, or pushed, has gone out by then.
+ */
+export class ArchiveReadCheck {
+  private readonly frags: FragmentCheck | null;
+  private readonly hash: Hash | null;
+  private read = 0;
+  private ended = false;
+  private failed: DiskFileQuarantined | null = null;
+
+  constructor(private readonly o: ArchiveReadCheckOptions) {
+    this.frags = o.fragmentSize ? new FragmentCheck(o.fragmentSize) : null;
+    this.hash = o.etag ? md5() : null;
+  }
+
+  /** The archive's next bytes, in order from its start. */
+  async take(chunk: Uint8Array): Promise<void> {
+    if (this.failed) throw this.failed;
+    const bad = this.frags?.take(chunk);
+    if (bad) return this.fail(bad);
+    this.hash?.update(chunk);
+    this.read += chunk.length;
+    if (this.read > this.o.size) return this.fail(`Bytes read: ${this.read}, does not match metadata: ${this.o.size}`);
+    if (this.read === this.o.size) return this.end();
+  }
+
+  /** The file ended here (a read found nothing more). */
+  async eof(): Promise<void> {
+    if (this.failed) throw this.failed;
+    if (this.read !== this.o.size) return this.fail(`Bytes read: ${this.read}, does not match metadata: ${this.o.size}`);
+    if (!this.ended) return this.end();
+  }
+
+  private async end(): Promise<void> {
+    this.ended = true;
+    const got = this.hash?.digest('hex');
+    if (got !== undefined && got !== this.o.etag) return this.fail(`ETag ${this.o.etag} and file's md5 ${got} do not match`);
+    const bad = this.frags?.finish();
+    if (bad) return this.fail(bad);
+  }
+
+  private async fail(why: string): Promise<never> {
+    this.failed = new DiskFileQuarantined(why);
+    await this.o.quarantine(why).catch(() => undefined);
+    throw this.failed;
+  }
+}
