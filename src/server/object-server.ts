@@ -832,8 +832,11 @@ interface FileBody {
   start: number;
   /** Exclusive. */
   end: number;
-  /** Called once the whole file was read through: Swift's reader quarantines on an md5 mismatch. */
-  verify?: (md5: string, bytes: number) => Promise<boolean>;
+  /**
+   * Called once the whole file has been read, before its last bytes are sent: quarantines it on
+   * a size or MD5 that does not match its metadata (as Swift's reader does) and says why.
+   */
+  verify?: (md5: string, bytes: number) => Promise<string | null>;
   /**
    * An EC archive: read from its start, each of its fragments' headers is checked as Swift's
    * ECDiskFileReader checks them, and a bad one quarantines the archive and cuts the response.
@@ -1115,7 +1118,12 @@ export class ObjectServer {
     try {
       while (pos < f.end) {
         const bytesRead = readSync(f.fh.fd, buf, 0, Math.min(size, f.end - pos), pos);
-        if (!bytesRead) break;
+        if (!bytesRead) {
+          // shorter than its metadata says (verify quarantines it, as Swift's reader does)
+          const why = md5 && f.verify ? await f.verify(md5.digest('hex'), pos) : null;
+          if (why) throw new DiskFileQuarantined(why);
+          break;
+        }
         const chunk = buf.subarray(0, bytesRead);
         // (as in Swift, the piece that completes a bad fragment is not sent)
         const bad = frags?.take(chunk);
@@ -1124,22 +1132,35 @@ export class ObjectServer {
           throw new DiskFileQuarantined(bad);
         }
         md5?.update(chunk);
+        // The end of the file is checked before its last bytes go out (Swift checks it after,
+        // having sent them): a client, a proxy or a reconstructor gets a response cut short
+        // rather than a whole but wrong one, and takes the archive from elsewhere.
+        if (pos + bytesRead === f.end) await this.checkEnd(f, md5, frags);
         reusable = false;
         await res.write(chunk);
         reusable = true;
         pos += bytesRead;
       }
+      if (f.end === f.start) await this.checkEnd(f, md5, frags);
     } finally {
       if (reusable) this.readBuffers.give(buf);
     }
-    if (md5 && f.verify && pos === f.end) {
-      // Past the last byte of the file: anything beyond f.end means the size changed under us.
-      const extra = readSync(f.fh.fd, Buffer.alloc(1), 0, 1, pos);
-      const quarantined = await f.verify(md5.digest('hex'), pos + extra);
-      // the last fragment, whole or not, once the file was read to its end
-      const bad = quarantined ? null : frags?.finish();
-      if (bad) await f.fragments!.quarantine(bad);
+  }
+
+  /**
+   * A whole file read to its end: its size and MD5 against its metadata (verify quarantines),
+   * and the header of its last fragment. Throws DiskFileQuarantined when one is wrong.
+   */
+  private async checkEnd(f: FileBody, md5: ReturnType<typeof createHash> | null, frags: FragmentCheck | null): Promise<void> {
+    if (!md5 || !f.verify) return;
+    // past the last byte: anything beyond f.end means the size changed under us
+    const extra = readSync(f.fh.fd, Buffer.alloc(1), 0, 1, f.end);
+    let why = await f.verify(md5.digest('hex'), f.end + extra);
+    if (!why && frags) {
+      why = frags.finish();
+      if (why) await f.fragments!.quarantine(why);
     }
+    if (why) throw new DiskFileQuarantined(why);
   }
 
   // ---------------------------------------------------------------- routing
@@ -1402,7 +1423,7 @@ export class ObjectServer {
       if (bytes !== size) why = `Bytes read: ${bytes}, does not match metadata: ${size}`;
       else if (etag && md5 !== etag) why = `ETag ${etag} and file's md5 ${md5} do not match`;
       if (why) await quarantine(why);
-      return why !== null;
+      return why;
     };
     const fragments = df.policy.ec ? { size: df.policy.ec.fragmentSize, quarantine } : undefined;
     return { status, headers, file: { fh, start, end, verify: status === 200 ? verify : undefined, fragments, multipart } };

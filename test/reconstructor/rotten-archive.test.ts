@@ -3,7 +3,8 @@
 // fragment header and the archive's MD5 and quarantines a bad one; fragmend reads them from disk
 // and must check them as well. It does so before handing on the archive's end: a rebuild that
 // uses a rotten local archive, and a revert that pushes one, fail for that object, the archive
-// goes to quarantine, and no partner is left holding anything but the right bytes.
+// goes to quarantine, and no partner is left holding anything but the right bytes. A peer's
+// rotten archive is caught by its (fragmend) object server, which cuts the GET before its end.
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync, copyFileSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import pino from 'pino';
@@ -58,6 +59,7 @@ function dataFiles(file: string): string[] {
 /** Flips a byte of a file in place (same inode: its metadata, and so its ETag, stay). */
 function rot(file: string, at: number) {
   const b = readFileSync(file);
+  if (at >= b.length) throw new RangeError(`${file} has no byte ${at}`);
   b[at]! ^= 0x24;
   writeFileSync(file, b);
 }
@@ -87,6 +89,22 @@ describe('a rotten archive on the local disk', () => {
       expect(readFileSync(placed[1]!.file).equals(good[1]!)).toBe(true);
     });
   }
+
+  it("a peer's rotten archive: its object server cuts the GET before the end, so the rebuild fails and the partner gets no wrong bytes", async () => {
+    const name = 'rot-peer';
+    const { partition, nodes, placed, good } = await place(name, 2 * 1048576 + 1000, 5);
+    // A (index 0) rebuilds B's (index 1) from its own and exactly three peers' (2, 3, 4): 5 lost its archive too
+    rmSync(placed[1]!.file);
+    rmSync(placed[5]!.file);
+    rot(placed[2]!.file, FRAG + 777);
+    const log = await pass(cluster.nodeOfDevice(nodes[0]!.device).index, partition);
+    for (const f of dataFiles(placed[1]!.file)) expect(readFileSync(join(dirname(placed[1]!.file), f)).equals(good[1]!), 'wrong bytes on the partner').toBe(true);
+    expect(dataFiles(placed[1]!.file)).toEqual([]);
+    expect(log).toMatch(/rot-peer/);
+    // the peer's server quarantined it
+    expect(existsSync(placed[2]!.file)).toBe(false);
+    expect(quarantinedFiles(nodes[2]!.device).some((f) => f.endsWith(placed[2]!.file.split('/').pop()!))).toBe(true);
+  });
 
   it('a rotten handoff archive is not reverted: it is quarantined, and the primary gets no wrong bytes', async () => {
     const name = 'rot-handoff';

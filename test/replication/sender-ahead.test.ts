@@ -8,6 +8,7 @@ import type { Server } from 'node:net';
 import { fakeSsyncReceiver } from '../helpers/fake-ssync-receiver.js';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ECDriver } from '../../src/codec/index.js';
 import { ssyncSend, type ArchiveSource } from '../../src/replication/ssync-sender.js';
 import type { ObjectServer } from '../../src/server/object-server.js';
 import { DiskFileError, ECDiskFileManager, type ECDiskFile } from '../../src/swift/diskfile.js';
@@ -25,10 +26,13 @@ describe('SSYNC sender: the next rebuild is asked for while the current archive 
   let srcDev: string;
   let suffixes: string[];
   const servers: Server[] = [];
+  /** a real fragment header: the receiving server checks it when the archive is read back */
+  let header: Uint8Array;
   /** what the rebuilt archive of object i holds */
-  const bodyOf = (name: string) => Buffer.alloc(150_000 + name.length * 1000, name);
+  const bodyOf = (name: string) => Buffer.concat([header, Buffer.alloc(150_000 + name.length * 1000 - header.length, name)]);
 
   beforeAll(async () => {
+    header = (await ECDriver.create({ k: 4, m: 2, ecType: 'liberasurecode_rs_vand' })).encode(new Uint8Array(1000))[2]!.subarray(0, 80);
     sbx = makeSandbox('ahead');
     const src = sbx.devices('src', ['sda']);
     srcDev = join(src, 'sda');
