@@ -1426,7 +1426,9 @@ export class ObjectServer {
       return why;
     };
     const fragments = df.policy.ec ? { size: df.policy.ec.fragmentSize, quarantine } : undefined;
-    return { status, headers, file: { fh, start, end, verify: status === 200 ? verify : undefined, fragments, multipart } };
+    // (a single range from the first byte to the last is read to the end too, and Swift checks it)
+    const whole = !multipart && start === 0 && end === size;
+    return { status, headers, file: { fh, start, end, verify: whole ? verify : undefined, fragments, multipart } };
   }
 
   /** check_object_creation and the metadata limits of check_metadata. */

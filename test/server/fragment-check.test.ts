@@ -138,6 +138,7 @@ describe.runIf(enabled)('object server: GET of an archive with corrupt fragment 
     'header-rot': { at: [FRAG + 60], etagOfStored: false },
     'ranged-first-header': { at: [61], etagOfStored: true },
     'ranged-late': { at: [61], etagOfStored: true },
+    'ranged-rot': { at: [FRAG + 5000], etagOfStored: false },
   };
 
   async function populate(devices: string) {
@@ -281,6 +282,14 @@ describe.runIf(enabled)('object server: GET of an archive with corrupt fragment 
     expect([first.ours.complete, first.swift.complete]).toEqual([false, false]);
     expect(first.ours.quarantined).not.toBeNull();
     expect(first.ours.quarantined).toEqual(first.swift.quarantined);
+  });
+
+  it('a range from the first byte to the last is checked as a whole GET: Swift quarantines it after, fragmend before its end', async () => {
+    const { ours: a, swift: b } = await both('ranged-rot', { Range: 'bytes=0-' });
+    expect([a.status, b.status]).toEqual([206, 206]);
+    expect([a.complete, b.complete]).toEqual([false, true]);
+    expect(a.quarantined).not.toBeNull();
+    expect(a.quarantined).toEqual(b.quarantined);
   });
 
   it('the server keeps serving after cutting a response', async () => {
