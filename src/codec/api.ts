@@ -19,8 +19,6 @@ export {
   FRAGMENT_MAGIC,
   DEFAULT_LIBEC_VERSION,
   readHeader,
-  headerProblem,
-  CHECKED_HEADER_SIZE,
   type FragmentMetadata,
   type ChecksumType,
 } from './fragment.js';

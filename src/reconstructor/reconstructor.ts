@@ -11,6 +11,7 @@ import { HeldLog, rebuildFragmentArchive, RebuildFailed, type FragmentNode } fro
 import { PeerPools } from '../replication/peers.js';
 import { replicate, ReplicateError, suffixDelta } from '../replication/replicate.js';
 import { ssyncSend, type ArchiveSource, type ObjectTimestamps } from '../replication/ssync-sender.js';
+import { diskFileCheck } from '../swift/archive-check.js';
 import { dataDir, ECDiskFileManager, tmpDir, type ECDiskFile } from '../swift/diskfile.js';
 import { acquireLock, LockTimeout } from '../swift/locks.js';
 import { loadSwiftConf, type StoragePolicy, type SwiftConf } from '../swift/policies.js';
@@ -468,19 +469,7 @@ export class ObjectReconstructor {
       localMetadata: md,
       targetIndex: node.backendIndex,
       nodes,
-      local: {
-        path: df.dataFile!,
-        durable: df.onDisk?.dataInfo?.durable ?? false,
-        check: {
-          size: Number(md['Content-Length']),
-          etag: md.ETag,
-          fragmentSize: part.state.policy.ec!.fragmentSize,
-          quarantine: async (why: string) => {
-            this.log.warn(`Quarantined object ${df.dataFile}: ${why}`);
-            await df.quarantine(df.dataFile!, why);
-          },
-        },
-      },
+      local: { path: df.dataFile!, durable: df.onDisk?.dataInfo?.durable ?? false, check: diskFileCheck(df, this.log) },
       connTimeout: this.conf.connTimeout,
       nodeTimeout: this.conf.nodeTimeout,
       logger: held ?? this.log,

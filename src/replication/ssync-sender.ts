@@ -5,7 +5,7 @@
 // receiver never commits it.
 import { createReadStream } from 'node:fs';
 import type { Logger } from 'pino';
-import { ArchiveReadCheck } from '../swift/archive-check.js';
+import { ArchiveReadCheck, diskFileCheck } from '../swift/archive-check.js';
 import { DiskFileDeleted, DiskFileError, type ECDiskFile, type ECDiskFileManager } from '../swift/diskfile.js';
 import type { Metadata } from '../swift/metadata.js';
 import type { StoragePolicy } from '../swift/policies.js';
@@ -328,15 +328,7 @@ function localArchive(df: ECDiskFile, logger?: Logger): ArchiveSource {
   const metadata = { ...df.datafileMetadata };
   const stream = createReadStream(df.dataFile!, { highWaterMark: 65536 });
   // Swift's sender reads the archive through the EC reader, which checks it (ArchiveReadCheck)
-  const check = new ArchiveReadCheck({
-    size: df.contentLength,
-    etag: metadata.ETag,
-    fragmentSize: df.policy.ec?.fragmentSize,
-    quarantine: async (why) => {
-      logger?.warn(`Quarantined object ${df.dataFile}: ${why}`);
-      await df.quarantine(df.dataFile!, why);
-    },
-  });
+  const check = new ArchiveReadCheck(diskFileCheck(df, logger));
   async function* body(): AsyncGenerator<Uint8Array> {
     for await (const chunk of stream as AsyncIterable<Uint8Array>) {
       await check.take(chunk);

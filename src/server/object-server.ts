@@ -30,7 +30,7 @@ import { loadSwiftConf, type StoragePolicy, type SwiftConf } from '../swift/poli
 import { readProcessSettings, type ProcessSettings } from '../swift/priority.js';
 import { pyInt } from '../swift/python-values.js';
 import { FRAGMEND_VERSION } from '../version.js';
-import { FragmentCheck } from '../swift/archive-check.js';
+import { ArchiveReadCheck, diskFileCheck } from '../swift/archive-check.js';
 import { DEFAULT_RECON_CACHE_PATH, healthcheck, Recon, type HealthcheckOptions, type ReconOptions } from './recon.js';
 import { Timestamp } from '../swift/timestamp.js';
 import { dumps } from '../swift/pickle.js';
@@ -833,15 +833,11 @@ interface FileBody {
   /** Exclusive. */
   end: number;
   /**
-   * Called once the whole file has been read, before its last bytes are sent: quarantines it on
-   * a size or MD5 that does not match its metadata (as Swift's reader does) and says why.
+   * A read from the file's first byte: checked as Swift's EC reader checks it (each fragment
+   * header; the size and MD5 when it reads to the end), and a bad file quarantined and its
+   * response cut.
    */
-  verify?: (md5: string, bytes: number) => Promise<string | null>;
-  /**
-   * An EC archive: read from its start, each of its fragments' headers is checked as Swift's
-   * ECDiskFileReader checks them, and a bad one quarantines the archive and cuts the response.
-   */
-  fragments?: { size: number; quarantine: (why: string) => Promise<void> };
+  check?: ArchiveReadCheck;
   /** Several ranges: a multipart/byteranges body (start/end are then unused). */
   multipart?: { ranges: Array<[number, number]>; boundary: string; contentType: string; size: number };
 }
@@ -1109,9 +1105,7 @@ export class ObjectServer {
     // back to the server's free list only once the socket has let go of the last piece sent
     // from it; one the socket may still hold (the client went away mid-send) is left to the GC.
     const size = Math.max(this.options.diskChunkSize, 256 * 1024);
-    const whole = f.start === 0 && !!f.verify;
-    const md5 = whole ? createHash('md5') : null;
-    const frags = f.start === 0 && f.fragments ? new FragmentCheck(f.fragments.size) : null;
+    const check = f.check ?? null;
     let pos = f.start;
     const buf = this.readBuffers.take(size);
     let reusable = true;
@@ -1119,48 +1113,30 @@ export class ObjectServer {
       while (pos < f.end) {
         const bytesRead = readSync(f.fh.fd, buf, 0, Math.min(size, f.end - pos), pos);
         if (!bytesRead) {
-          // shorter than its metadata says (verify quarantines it, as Swift's reader does)
-          const why = md5 && f.verify ? await f.verify(md5.digest('hex'), pos) : null;
-          if (why) throw new DiskFileQuarantined(why);
+          // shorter than its metadata says (the check quarantines it, as Swift's reader does)
+          await check?.eof();
           break;
         }
         const chunk = buf.subarray(0, bytesRead);
-        // (as in Swift, the piece that completes a bad fragment is not sent)
-        const bad = frags?.take(chunk);
-        if (bad) {
-          await f.fragments!.quarantine(bad);
-          throw new DiskFileQuarantined(bad);
+        // Checked before it goes out: as in Swift, the piece that completes a bad fragment is not
+        // sent; unlike Swift, which checks the MD5 after sending the whole file, neither is the
+        // last piece of a file whose MD5 is wrong, so a client, a proxy or a reconstructor gets a
+        // response cut short rather than a whole but wrong one.
+        if (check) {
+          await check.take(chunk);
+          // past the last byte: anything there means the file grew under us
+          const past = check.complete ? Buffer.alloc(1) : null;
+          if (past && readSync(f.fh.fd, past, 0, 1, f.end) > 0) await check.take(past);
         }
-        md5?.update(chunk);
-        // The end of the file is checked before its last bytes go out (Swift checks it after,
-        // having sent them): a client, a proxy or a reconstructor gets a response cut short
-        // rather than a whole but wrong one, and takes the archive from elsewhere.
-        if (pos + bytesRead === f.end) await this.checkEnd(f, md5, frags);
         reusable = false;
         await res.write(chunk);
         reusable = true;
         pos += bytesRead;
       }
-      if (f.end === f.start) await this.checkEnd(f, md5, frags);
+      if (f.end === f.start) await check?.eof();
     } finally {
       if (reusable) this.readBuffers.give(buf);
     }
-  }
-
-  /**
-   * A whole file read to its end: its size and MD5 against its metadata (verify quarantines),
-   * and the header of its last fragment. Throws DiskFileQuarantined when one is wrong.
-   */
-  private async checkEnd(f: FileBody, md5: ReturnType<typeof createHash> | null, frags: FragmentCheck | null): Promise<void> {
-    if (!md5 || !f.verify) return;
-    // past the last byte: anything beyond f.end means the size changed under us
-    const extra = readSync(f.fh.fd, Buffer.alloc(1), 0, 1, f.end);
-    let why = await f.verify(md5.digest('hex'), f.end + extra);
-    if (!why && frags) {
-      why = frags.finish();
-      if (why) await f.fragments!.quarantine(why);
-    }
-    if (why) throw new DiskFileQuarantined(why);
   }
 
   // ---------------------------------------------------------------- routing
@@ -1414,21 +1390,9 @@ export class ObjectServer {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { status: 404 };
       throw e;
     }
-    const quarantine = async (why: string) => {
-      this.log.error({ path: df.datadir }, `Quarantined ${df.datadir}: ${why}`);
-      await df.quarantine(df.dataFile!, why).catch(() => undefined);
-    };
-    const verify = async (md5: string, bytes: number) => {
-      let why: string | null = null;
-      if (bytes !== size) why = `Bytes read: ${bytes}, does not match metadata: ${size}`;
-      else if (etag && md5 !== etag) why = `ETag ${etag} and file's md5 ${md5} do not match`;
-      if (why) await quarantine(why);
-      return why;
-    };
-    const fragments = df.policy.ec ? { size: df.policy.ec.fragmentSize, quarantine } : undefined;
     // (a single range from the first byte to the last is read to the end too, and Swift checks it)
-    const whole = !multipart && start === 0 && end === size;
-    return { status, headers, file: { fh, start, end, verify: whole ? verify : undefined, fragments, multipart } };
+    const check = !multipart && start === 0 ? new ArchiveReadCheck(diskFileCheck(df, this.log, { md5: end === size })) : undefined;
+    return { status, headers, file: { fh, start, end, check, multipart } };
   }
 
   /** check_object_creation and the metadata limits of check_metadata. */

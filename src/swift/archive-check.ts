@@ -7,12 +7,14 @@
 // response. The payload is not checked: get_metadata does not read it.
 //
 // ArchiveReadCheck adds the rest of what that reader checks, the size and MD5 of an archive read
-// to its end, for the archives the reconstructor reads from its own disk (where Swift's reads
-// them through its object server, which checks them).
+// to its end. The object server's GETs use it, and so do the reads the reconstructor makes of its
+// own disk (where Swift's reconstructor GETs its archives from its object server, which checks
+// them).
 import type { Hash } from 'node:crypto';
 import { createRequire } from 'node:module';
-import { CHECKED_HEADER_SIZE, crc32Short, headerProblem } from '../codec/index.js';
-import { DiskFileQuarantined } from './diskfile.js';
+import { crc32Short } from '../codec/crc.js';
+import { CHECKED_HEADER_SIZE, headerProblem } from '../codec/fragment.js';
+import { DiskFileQuarantined, type ECDiskFile } from './diskfile.js';
 
 export class FragmentCheck {
   /** the checked part of the current slice's header, as far as it has been read */
@@ -74,33 +76,51 @@ export interface ArchiveReadCheckOptions {
 }
 
 /**
+ * The checks of an open diskfile's data file, quarantining it as Swift's reader does and
+ * logging it as Swift logs it; with `md5: false` (a read that stops short of the end) the
+ * fragment headers and size only.
+ */
+export function diskFileCheck(df: ECDiskFile, log: { warn(msg: string): void } | undefined, opts: { md5?: boolean } = {}): ArchiveReadCheckOptions {
+  return {
+    size: df.contentLength,
+    etag: opts.md5 === false ? undefined : df.datafileMetadata.ETag,
+    fragmentSize: df.policy.ec?.fragmentSize,
+    quarantine: async (why) => {
+      log?.warn(`Quarantined object ${df.dataFile}: ${why}`);
+      await df.quarantine(df.dataFile!, why);
+    },
+  };
+}
+
+/**
  * The checks of Swift's EC reader over an archive read from its start, made before the bytes are
  * used rather than after they are sent: a fragment with a bad header, and an archive whose bytes
  * do not add up to its size and ETag, are quarantined, and the read fails with
  * DiskFileQuarantined on the bytes that showed it (for a bad MD5, the last ones), so that a
- * rebuild or a push never hands on the archive's end. Swift sends them and quarantines after;
- * what it rebuilt from them, or pushed, has gone out by then.
+ * rebuild, a push or a GET never hands on the archive's end. Swift sends them and quarantines
+ * after; what it rebuilt from them, pushed or served has gone out by then.
  */
 export class ArchiveReadCheck {
   private readonly frags: FragmentCheck | null;
   private readonly hash: Hash | null;
   private read = 0;
-  private ended = false;
   private failed: DiskFileQuarantined | null = null;
+  /** Every byte of the archive has been taken and checked. */
+  complete = false;
 
   constructor(private readonly o: ArchiveReadCheckOptions) {
     this.frags = o.fragmentSize ? new FragmentCheck(o.fragmentSize) : null;
     this.hash = o.etag ? md5() : null;
   }
 
-  /** The archive's next bytes, in order from its start. */
+  /** The archive's next bytes, in order from its start (any past its size fail it). */
   async take(chunk: Uint8Array): Promise<void> {
     if (this.failed) throw this.failed;
+    this.read += chunk.length;
+    if (this.read > this.o.size) return this.fail(`Bytes read: ${this.read}, does not match metadata: ${this.o.size}`);
     const bad = this.frags?.take(chunk);
     if (bad) return this.fail(bad);
     this.hash?.update(chunk);
-    this.read += chunk.length;
-    if (this.read > this.o.size) return this.fail(`Bytes read: ${this.read}, does not match metadata: ${this.o.size}`);
     if (this.read === this.o.size) return this.end();
   }
 
@@ -108,11 +128,11 @@ export class ArchiveReadCheck {
   async eof(): Promise<void> {
     if (this.failed) throw this.failed;
     if (this.read !== this.o.size) return this.fail(`Bytes read: ${this.read}, does not match metadata: ${this.o.size}`);
-    if (!this.ended) return this.end();
+    if (!this.complete) return this.end();
   }
 
   private async end(): Promise<void> {
-    this.ended = true;
+    this.complete = true;
     const got = this.hash?.digest('hex');
     if (got !== undefined && got !== this.o.etag) return this.fail(`ETag ${this.o.etag} and file's md5 ${got} do not match`);
     const bad = this.frags?.finish();
