@@ -826,9 +826,8 @@ async function readRequestHead(input: SocketInput, socket: Socket, idleTimeoutMs
 
 // ------------------------------------------------------------------------------- replies
 
-/** A file range streamed from disk as a response body. */
-interface FileBody {
-  fh: OpenFile;
+/** A range of a file sent from disk. */
+interface FileRange {
   start: number;
   /** Exclusive. */
   end: number;
@@ -838,8 +837,20 @@ interface FileBody {
    * response cut.
    */
   check?: ArchiveReadCheck;
+  /**
+   * How far the check reads, past `end` where Swift's reader does: it reads whole
+   * disk_chunk_size chunks and checks every byte it read, sent or not. What shows only past the
+   * end is checked before the range's last piece goes out, so that piece is not sent (Swift
+   * sends it, then quarantines).
+   */
+  checkTo?: number;
+}
+
+/** A file range streamed from disk as a response body. */
+interface FileBody extends FileRange {
+  fh: OpenFile;
   /** Several ranges: a multipart/byteranges body (start/end are then unused). */
-  multipart?: { ranges: Array<[number, number]>; boundary: string; contentType: string; size: number };
+  multipart?: { parts: FileRange[]; boundary: string; contentType: string; size: number };
 }
 
 interface Reply {
@@ -1087,9 +1098,9 @@ export class ObjectServer {
     if (f.multipart) {
       // swob's multi_range_iterator
       const m = f.multipart;
-      for (const [start, end] of m.ranges) {
-        await res.write(Buffer.from(`--${m.boundary}\r\nContent-Type: ${m.contentType}\r\nContent-Range: bytes ${start}-${end - 1}/${m.size}\r\n\r\n`, 'latin1'));
-        await this.streamFile({ fh: f.fh, start, end }, res);
+      for (const part of m.parts) {
+        await res.write(Buffer.from(`--${m.boundary}\r\nContent-Type: ${m.contentType}\r\nContent-Range: bytes ${part.start}-${part.end - 1}/${m.size}\r\n\r\n`, 'latin1'));
+        await this.streamFile({ fh: f.fh, ...part }, res);
         await res.write(Buffer.from('\r\n'));
       }
       await res.write(Buffer.from(`--${m.boundary}--`));
@@ -1127,6 +1138,12 @@ export class ObjectServer {
           // past the last byte: anything there means the file grew under us
           const past = check.complete ? Buffer.alloc(1) : null;
           if (past && readSync(f.fh.fd, past, 0, 1, f.end) > 0) await check.take(past);
+          // the rest of the chunk Swift's reader would have read (and checked) to send the range's end
+          if (pos + bytesRead === f.end && f.checkTo !== undefined && f.checkTo > f.end) {
+            const more = Buffer.allocUnsafe(f.checkTo - f.end);
+            const n = readSync(f.fh.fd, more, 0, more.length, f.end);
+            if (n > 0) await check.take(more.subarray(0, n));
+          }
         }
         reusable = false;
         await res.write(chunk);
@@ -1378,7 +1395,7 @@ export class ObjectServer {
         total += boundary.length + 4;
         h.set('Content-Type', `multipart/byteranges;boundary=${boundary}`);
         h.set('Content-Length', String(total));
-        multipart = { ranges, boundary, contentType, size };
+        multipart = { parts: ranges.map(([s0, e0], i) => this.checkedRange(df, s0, e0, size, i === ranges.length - 1)), boundary, contentType, size };
       }
     }
     const headers = h.list();
@@ -1390,9 +1407,24 @@ export class ObjectServer {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { status: 404 };
       throw e;
     }
-    // (a single range from the first byte to the last is read to the end too, and Swift checks it)
-    const check = !multipart && start === 0 ? new ArchiveReadCheck(diskFileCheck(df, this.log, { md5: end === size })) : undefined;
-    return { status, headers, file: { fh, start, end, check, multipart } };
+    return { status, headers, file: { fh, ...(multipart ? { start, end } : this.checkedRange(df, start, end, size, true)), multipart } };
+  }
+
+  /**
+   * A range of an archive with the checks Swift's EC reader makes of it. A range that starts at
+   * the first byte has its fragment headers checked, as far as the reader's disk_chunk_size reads
+   * go; one that reads to the end and is the last of the response (a whole GET, `bytes=0-`) also
+   * has its last fragment, its size and its MD5 checked, as the reader checks them on closing. A
+   * range that starts elsewhere is not checked.
+   */
+  private checkedRange(df: ECDiskFile, start: number, end: number, size: number, last: boolean): FileRange {
+    if (start !== 0) return { start, end };
+    const toEnd = end === size;
+    const check = new ArchiveReadCheck({ ...diskFileCheck(df, this.log, { md5: toEnd && last }), endChecks: toEnd && last });
+    // Swift's reader stops after the chunk that goes past the range's end: one that ends exactly
+    // there is followed by one more read
+    const chunk = this.options.diskChunkSize;
+    return { start, end, check, checkTo: toEnd ? size : Math.min(size, (Math.floor(end / chunk) + 1) * chunk) };
   }
 
   /** check_object_creation and the metadata limits of check_metadata. */

@@ -4,8 +4,9 @@
 // and cuts the response; fragmend's server must do the same, and leave alone what Swift leaves
 // alone (a corrupt payload under a good header and a matching ETag). What Swift only finds at
 // the end (an MD5 that does not match, a bad last header), fragmend's finds before sending the
-// last bytes. The FragmentCheck unit
-// cases are held against PyECLib's get_metadata on the same bytes.
+// last bytes. Ranged and multi-range GETs are checked where Swift's reader checks them: ranges
+// from the first byte, as far as its disk_chunk_size reads go. The FragmentCheck unit cases are
+// held against PyECLib's get_metadata on the same bytes.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
@@ -139,6 +140,12 @@ describe.runIf(enabled)('object server: GET of an archive with corrupt fragment 
     'ranged-first-header': { at: [61], etagOfStored: true },
     'ranged-late': { at: [61], etagOfStored: true },
     'ranged-rot': { at: [FRAG + 5000], etagOfStored: false },
+    'multi-first': { at: [61], etagOfStored: true },
+    'multi-second': { at: [61], etagOfStored: true },
+    'multi-late': { at: [61], etagOfStored: true },
+    'multi-to-end': { at: [2 * FRAG + 2], etagOfStored: false },
+    'multi-to-end-last': { at: [2 * FRAG + 2], etagOfStored: true },
+    'chunk-overshoot': { at: [61], etagOfStored: true },
   };
 
   async function populate(devices: string) {
@@ -290,6 +297,58 @@ describe.runIf(enabled)('object server: GET of an archive with corrupt fragment 
     expect([a.complete, b.complete]).toEqual([false, true]);
     expect(a.quarantined).not.toBeNull();
     expect(a.quarantined).toEqual(b.quarantined);
+  });
+
+  // A multi-range GET: Swift's reader checks the fragments of each range that starts at 0, and
+  // makes its end checks only when its last range starts at 0 and reads to the end (it makes
+  // them on closing, after the last range).
+  it('a multi-range GET checks the fragments of a range from the start, first or not; ranges elsewhere check nothing', async () => {
+    for (const [name, range] of [
+      ['multi-first', `bytes=0-${FRAG - 1},${2 * FRAG}-${2 * FRAG + 99}`],
+      ['multi-second', `bytes=${2 * FRAG}-${2 * FRAG + 99},0-${FRAG - 1}`],
+    ] as const) {
+      const { ours: a, swift: b } = await both(name, { Range: range });
+      expect([a.status, b.status], name).toEqual([206, 206]);
+      expect([a.complete, b.complete], name).toEqual([false, false]);
+      expect(a.quarantined, name).not.toBeNull();
+      expect(a.quarantined, name).toEqual(b.quarantined);
+    }
+    const late = await both('multi-late', { Range: `bytes=100-199,${FRAG}-${FRAG + 99}` });
+    expect([late.ours.status, late.swift.status]).toEqual([206, 206]);
+    expect([late.ours.complete, late.swift.complete]).toEqual([true, true]);
+    expect([late.ours.quarantined, late.swift.quarantined]).toEqual([null, null]);
+  });
+
+  it('a multi-range GET reading to the end makes the end checks only in its last range', async () => {
+    // a bad last header and a wrong MD5, read to the end by a range that is not the last: unchecked
+    const notLast = await both('multi-to-end', { Range: 'bytes=0-,100-199' });
+    expect([notLast.ours.status, notLast.swift.status]).toEqual([206, 206]);
+    expect([notLast.ours.complete, notLast.swift.complete]).toEqual([true, true]);
+    expect(notLast.ours.body.length).toBe(notLast.swift.body.length);
+    expect([notLast.ours.quarantined, notLast.swift.quarantined]).toEqual([null, null]);
+    // the same read as the last range: both cut the response and quarantine the archive
+    const last = await both('multi-to-end-last', { Range: 'bytes=100-199,0-' });
+    expect([last.ours.status, last.swift.status]).toEqual([206, 206]);
+    expect([last.ours.complete, last.swift.complete]).toEqual([false, false]);
+    expect(last.ours.quarantined).not.toBeNull();
+    expect(last.ours.quarantined).toEqual(last.swift.quarantined);
+  });
+
+  it("a range from the start is checked as far as Swift's disk_chunk_size reads go, past its end", async () => {
+    // The reader reads 64 KiB chunks until one goes past the range's end. Ten bytes short of
+    // the fourth chunk's end, it stops there, short of the first fragment's end (262224): nothing
+    // whole to check.
+    const short = await both('chunk-overshoot', { Range: `bytes=0-${4 * 65536 - 11}` });
+    expect([short.ours.complete, short.swift.complete]).toEqual([true, true]);
+    expect([short.ours.quarantined, short.swift.quarantined]).toEqual([null, null]);
+    // Ending exactly at the fourth chunk's end, it reads a fifth, which completes the bad first
+    // fragment: Swift has sent the whole range and quarantines; fragmend checks before sending
+    // the range's last piece, and cuts it there.
+    const over = await both('chunk-overshoot', { Range: `bytes=0-${4 * 65536 - 1}` });
+    expect([over.ours.status, over.swift.status]).toEqual([206, 206]);
+    expect([over.ours.complete, over.swift.complete]).toEqual([false, true]);
+    expect(over.ours.quarantined).not.toBeNull();
+    expect(over.ours.quarantined).toEqual(over.swift.quarantined);
   });
 
   it('the server keeps serving after cutting a response', async () => {
