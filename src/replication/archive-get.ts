@@ -11,9 +11,19 @@
 // when its response was read to the last byte of its Content-Length, with nothing beyond it,
 // and the server did not say it would close; a request on a kept connection that the server
 // has meanwhile closed is sent again on a new one.
+//
+// A peer's archive is checked against the MD5 its response's ETag names, as its bytes are handed
+// out: the read that hands out the last ones fails instead when they do not add up, so a rebuild
+// never produces its last segment from a rotten archive (and the SSYNC PUT carrying it is cut,
+// leaving the partner nothing). Swift's object server sends a whole archive before it checks its
+// MD5 (then quarantines it); its reconstructor passes the rotten bytes on. A response that says
+// its server made that check before sending the last byte (`X-Backend-Archive-Checked: etag`,
+// from fragmend's object server, which cuts the response otherwise) is not hashed again.
+import type { Hash } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import type { ArchiveReadCheck } from '../swift/archive-check.js';
+import { nodeCrypto } from '../swift/lazy-crypto.js';
 import { BufferPool } from './buffer-pool.js';
 import { connectWithin, hostOf, parseResponseHead, PeerTimeout, requestHead } from './peers.js';
 
@@ -148,8 +158,12 @@ export class ArchiveGet implements FragmentReader {
   private spare: Buffer | null = null;
   private onHead!: { resolve: () => void; reject: (e: Error) => void };
   private headerTimeoutMs = 0;
-  /** ip:port, for messages */
+  /** ip:port and path, for messages */
   private where = '';
+  /** the MD5 of the body handed out so far, when this end checks it against the ETag */
+  private digest: Hash | null = null;
+  private etag = '';
+  private handed = 0;
 
   /** @internal use getArchive */
   async start(req: ArchiveGetRequest, conn: GetConn | null): Promise<void> {
@@ -168,7 +182,7 @@ export class ArchiveGet implements FragmentReader {
       this.onHead = { resolve, reject };
       // the socket's idle timer covers the wait for headers; reads have their caller's timer
       this.headerTimeoutMs = req.headerTimeoutMs;
-      this.where = `${req.ip}:${req.port}`;
+      this.where = `${req.ip}:${req.port}${req.path}`;
       c.socket.setTimeout(req.headerTimeoutMs);
       c.socket.resume();
       // not end(): some servers drop a response once the client has half-closed
@@ -273,7 +287,12 @@ export class ArchiveGet implements FragmentReader {
     if (this.waiter && this.filled === this.want) {
       const w = this.waiter;
       this.waiter = null;
-      w.resolve(buf!.subarray(0, this.want));
+      const view = buf!.subarray(0, this.want);
+      const bad = this.handOut(view);
+      if (bad) {
+        w.reject(bad);
+        this.fail(bad);
+      } else w.resolve(view);
       return false;
     }
     return this.waiter !== null && this.remaining > 0;
@@ -311,6 +330,23 @@ export class ArchiveGet implements FragmentReader {
     } else {
       this.contentLength = 0;
     }
+    const etag = /^"?([0-9a-f]{32})"?$/i.exec(this.headers.etag ?? '')?.[1];
+    const checked = (this.headers['x-backend-archive-checked'] ?? '').split(',').some((t) => t.trim().toLowerCase() === 'etag');
+    if (this.statusCode === 200 && this.contentLength > 0 && etag && !checked) {
+      this.etag = etag.toLowerCase();
+      this.digest = nodeCrypto().createHash('md5');
+    }
+  }
+
+  /** Bytes about to be handed out: null, or why the archive fails (its last bytes, with an MD5 not its ETag's). */
+  private handOut(view: Uint8Array): ArchiveReadError | null {
+    if (!this.digest) return null;
+    this.digest.update(view);
+    this.handed += view.length;
+    if (this.handed < this.contentLength) return null;
+    const md5 = this.digest.digest('hex');
+    this.digest = null;
+    return md5 === this.etag ? null : new ArchiveReadError(`the archive from ${this.where} does not match its ETag ${this.etag} (its MD5 is ${md5})`);
   }
 
   read(n: number): Promise<Uint8Array> {
@@ -334,7 +370,13 @@ export class ArchiveGet implements FragmentReader {
       if (k === q.length) this.queued.shift();
       else this.queued[0] = q.subarray(k);
     }
-    if (this.filled === want) return Promise.resolve(buf.subarray(0, want));
+    if (this.filled === want) {
+      const view = buf.subarray(0, want);
+      const bad = this.handOut(view);
+      if (!bad) return Promise.resolve(view);
+      this.fail(bad);
+      return Promise.reject(bad);
+    }
     if (this.ended || this.closed) return Promise.reject(new ArchiveReadError(`response ended ${this.remaining} bytes short of its Content-Length`));
     return new Promise<Uint8Array>((resolve, reject) => {
       this.waiter = { resolve, reject };

@@ -1407,7 +1407,11 @@ export class ObjectServer {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { status: 404 };
       throw e;
     }
-    return { status, headers, file: { fh, ...(multipart ? { start, end } : this.checkedRange(df, start, end, size, true)), multipart } };
+    const file: FileBody = { fh, ...(multipart ? { start, end } : this.checkedRange(df, start, end, size, true)), multipart };
+    // A whole archive's MD5 is checked before its last byte goes out (the response is cut
+    // otherwise): the reader need not hash it again.
+    if (file.check?.checksEtag) headers.push(['X-Backend-Archive-Checked', 'etag']);
+    return { status, headers, file };
   }
 
   /**

@@ -120,6 +120,11 @@ export class ArchiveReadCheck {
     this.hash = o.etag ? md5() : null;
   }
 
+  /** The archive's bytes are compared with its ETag (when it is read to its end). */
+  get checksEtag(): boolean {
+    return this.hash !== null && this.o.endChecks !== false;
+  }
+
   /** The archive's next bytes, in order from its start (any past its size fail it). */
   async take(chunk: Uint8Array): Promise<void> {
     if (this.failed) throw this.failed;

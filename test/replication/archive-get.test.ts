@@ -1,7 +1,7 @@
 // The rebuild's readers: a GET read in place over a plain socket, and the local archive read
 // from disk. The servers here are plain sockets that answer with exactly the bytes a test
 // wants, so framing faults (truncation, chunked bodies, huge headers, stalls) can be made.
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -148,6 +148,37 @@ describe('a GET read in place', () => {
     expect(a.byteOffset).toBe(b.byteOffset);
     expect(Buffer.from(b)).toEqual(body.subarray(65_536, 131_072));
     r.close();
+  });
+
+  it("checks the archive against its response's ETag: the read handing out the last bytes fails when they do not match", async () => {
+    const body = randomBytes(3 * 262_224 + 999);
+    const good = createHash('md5').update(body).digest('hex');
+    const bad = createHash('md5').update('something else').digest('hex');
+    const serve = async (extra: string) => {
+      const s = await fake(async (sock) => {
+        sock.write(head200(body.length, extra));
+        // in pieces, so reads are handed out both as bytes arrive and from bytes already in
+        for (let at = 0; at < body.length; at += 100_000) {
+          sock.write(body.subarray(at, at + 100_000));
+          await new Promise((r) => setTimeout(r, 1));
+        }
+      });
+      servers.push(s);
+      return get(s.port);
+    };
+    // a matching ETag, quoted as Swift sends it, or none: read whole
+    for (const extra of [`Etag: "${good}"\r\n`, `ETag: ${good.toUpperCase()}\r\n`, '']) {
+      const r = await serve(extra);
+      expect(await readAll(r, 262_224)).toEqual(body);
+    }
+    // an ETag its bytes do not match: every read but the one with the last bytes goes through
+    const r = await serve(`Etag: "${bad}"\r\n`);
+    for (let i = 0; i < 3; i++) expect(Buffer.from(await r.read(262_224))).toEqual(body.subarray(i * 262_224, (i + 1) * 262_224));
+    await expect(r.read(262_224)).rejects.toThrow(new RegExp(`/sda/7/a/c/o does not match its ETag ${bad} \\(its MD5 is ${good}\\)`));
+    await expect(r.read(1)).rejects.toBeInstanceOf(ArchiveReadError);
+    // a server that says it checked the MD5 before sending the last byte is not checked again
+    const trusted = await serve(`Etag: "${bad}"\r\nX-Backend-Archive-Checked: etag\r\n`);
+    expect(await readAll(trusted, 262_224)).toEqual(body);
   });
 
   it('a body cut short of its Content-Length is an error, not a short fragment', async () => {

@@ -351,6 +351,18 @@ describe.runIf(enabled)('object server: GET of an archive with corrupt fragment 
     expect(over.ours.quarantined).toEqual(over.swift.quarantined);
   });
 
+  it('says so when it checks the MD5 before the last byte (a whole GET), and only then', async () => {
+    const whole = await request(ours.port, 'GET', objPath('good'), P1);
+    expect(whole.header('X-Backend-Archive-Checked')).toBe('etag');
+    const from0 = await request(ours.port, 'GET', objPath('good'), { ...P1, Range: 'bytes=0-' });
+    expect(from0.header('X-Backend-Archive-Checked')).toBe('etag');
+    for (const range of ['bytes=0-999', 'bytes=5-', 'bytes=0-9,20-29']) {
+      const r = await request(ours.port, 'GET', objPath('good'), { ...P1, Range: range });
+      expect(r.status, range).toBe(206);
+      expect(r.header('X-Backend-Archive-Checked'), range).toBeUndefined();
+    }
+  });
+
   it('the server keeps serving after cutting a response', async () => {
     const r = await request(ours.port, 'GET', objPath('good'), P1);
     expect(r.status).toBe(200);
