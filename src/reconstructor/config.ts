@@ -50,6 +50,11 @@ export interface ReconstructorConfig extends ProcessSettings {
   metricsBindIp: string;
   maxObjectsPerSecond: number;
   maxBytesPerSecond: number;
+  /**
+   * Beyond Swift, on by default: each peer's archive is checked against the MD5 its ETag names
+   * before the last segment is rebuilt from it (see archive-get.ts); false reads it as Swift does.
+   */
+  checkPeerEtag: boolean;
   /** Warnings produced while reading the config (deprecated options). */
   warnings: string[];
 }
@@ -135,6 +140,7 @@ export function parseReconstructorConfig(conf: Conf, confPath = conf.__file__ ??
     metricsBindIp: r.str('metrics_bind_ip', '127.0.0.1'),
     maxObjectsPerSecond: r.float('max_objects_per_second', 0, { min: 0 }),
     maxBytesPerSecond: r.float('max_bytes_per_second', 0, { min: 0 }),
+    checkPeerEtag: r.bool('check_peer_etag', true),
     warnings,
   };
 }

@@ -472,6 +472,7 @@ export class ObjectReconstructor {
       local: { path: df.dataFile!, durable: df.onDisk?.dataInfo?.durable ?? false, check: diskFileCheck(df, this.log) },
       connTimeout: this.conf.connTimeout,
       nodeTimeout: this.conf.nodeTimeout,
+      checkEtag: this.conf.checkPeerEtag,
       logger: held ?? this.log,
     };
     let src: ArchiveSource;

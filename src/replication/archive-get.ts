@@ -54,6 +54,8 @@ export interface ArchiveGetRequest {
   connTimeoutMs: number;
   /** Milliseconds to wait for the response's headers. */
   headerTimeoutMs: number;
+  /** Check the body against the response's ETag (the default): see the top of this file. */
+  checkEtag?: boolean;
 }
 
 const MAX_HEAD = 1024 * 1024;
@@ -164,6 +166,7 @@ export class ArchiveGet implements FragmentReader {
   private digest: Hash | null = null;
   private etag = '';
   private handed = 0;
+  private checkEtag = true;
 
   /** @internal use getArchive */
   async start(req: ArchiveGetRequest, conn: GetConn | null): Promise<void> {
@@ -183,6 +186,7 @@ export class ArchiveGet implements FragmentReader {
       // the socket's idle timer covers the wait for headers; reads have their caller's timer
       this.headerTimeoutMs = req.headerTimeoutMs;
       this.where = `${req.ip}:${req.port}${req.path}`;
+      this.checkEtag = req.checkEtag !== false;
       c.socket.setTimeout(req.headerTimeoutMs);
       c.socket.resume();
       // not end(): some servers drop a response once the client has half-closed
@@ -332,7 +336,7 @@ export class ArchiveGet implements FragmentReader {
     }
     const etag = /^"?([0-9a-f]{32})"?$/i.exec(this.headers.etag ?? '')?.[1];
     const checked = (this.headers['x-backend-archive-checked'] ?? '').split(',').some((t) => t.trim().toLowerCase() === 'etag');
-    if (this.statusCode === 200 && this.contentLength > 0 && etag && !checked) {
+    if (this.checkEtag && this.statusCode === 200 && this.contentLength > 0 && etag && !checked) {
       this.etag = etag.toLowerCase();
       this.digest = nodeCrypto().createHash('md5');
     }

@@ -82,6 +82,8 @@ export interface RebuildRequest {
   connTimeout: number;
   /** Seconds allowed for a peer's headers, and for each segment's reads once streaming. */
   nodeTimeout: number;
+  /** Check each peer's archive against its ETag (the default; see archive-get.ts). */
+  checkEtag?: boolean;
   logger?: RebuildLog;
 }
 
@@ -203,7 +205,7 @@ export async function rebuildFragmentArchive(req: RebuildRequest): Promise<Archi
       while (!winner && next < order.length && inFlight + best() < ndata) {
         const node = order[next++]!;
         inFlight++;
-        getArchive({ ip: node.replication_ip, port: node.replication_port, path: backendPath(node.device, req.partition, req.name), headers, connTimeoutMs, headerTimeoutMs })
+        getArchive({ ip: node.replication_ip, port: node.replication_port, path: backendPath(node.device, req.partition, req.name), headers, connTimeoutMs, headerTimeoutMs, checkEtag: req.checkEtag })
           .then(
             (res) => {
               opened.push(res);

@@ -4,7 +4,8 @@
 // swift-object-reconstructor passes the rotten bytes on, and the partner ends up with a wrong
 // archive whose own ETag matches it. fragmend's reconstructor checks each peer's archive against
 // its ETag before rebuilding the last segment from it: the rebuild fails, the partner keeps
-// nothing, and the next pass (the rotten archive now quarantined) rebuilds the right bytes.
+// nothing, and the next pass (the rotten archive now quarantined) rebuilds the right bytes; with
+// check_peer_etag = false it reads the peers as Swift does.
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { appendFileSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -30,7 +31,7 @@ describe.skipIf(!realSwiftEnabled())("rebuilding from a peer's rotten archive, o
     await sbx.startAll();
     proxy = Number(new URL(await sbx.startProxy()).port);
     expect((await swiftHttp(proxy, 'PUT', `/v1/${account}/${c}`, { headers: { 'X-Storage-Policy': 'ec42' } })).status).toBeLessThan(300);
-    for (const [i, name] of ['by-swift', 'by-fragmend'].entries()) {
+    for (const [i, name] of ['by-swift', 'by-fragmend', 'unchecked'].entries()) {
       expect((await swiftHttp(proxy, 'PUT', `/v1/${account}/${c}/${name}`, { body: bytes(3 * 1048576 + 999, i + 11) })).status).toBe(201);
     }
   }, 120_000);
@@ -45,8 +46,8 @@ describe.skipIf(!realSwiftEnabled())("rebuilding from a peer's rotten archive, o
     return f ? join(d, f) : null;
   };
   const nodeIdx = (n: NodeInfo) => sbx.nodeOfDevice(n.device).index;
-  const ours = async (i: number, part: number) => {
-    const r = await run(process.execPath, [BIN, 'reconstructor', sbx.node(i).conf, '--once', '-p', String(part)], { maxBuffer: 1 << 26 }).catch((e) => e);
+  const ours = async (i: number, part: number, conf = sbx.node(i).conf) => {
+    const r = await run(process.execPath, [BIN, 'reconstructor', conf, '--once', '-p', String(part)], { maxBuffer: 1 << 26 }).catch((e) => e);
     expect(r.code ?? 0, r.stderr).toBe(0);
     return String(r.stdout);
   };
@@ -113,5 +114,22 @@ describe.skipIf(!realSwiftEnabled())("rebuilding from a peer's rotten archive, o
     const r = await swiftHttp(proxy, 'GET', `/v1/${account}/${c}/by-fragmend`);
     expect(r.status).toBe(200);
     expect(md5(r.body)).toBe(md5(bytes(3 * 1048576 + 999, 12)));
+  }, 120_000);
+
+  it('with check_peer_etag = false, fragmend reads the peers as Swift does, and passes the rotten bytes on too', async () => {
+    const p = await placement('unchecked');
+    const s = setUp(p);
+    const i = nodeIdx(s.rebuilder);
+    const conf = `${sbx.node(i).conf}.unchecked.conf`;
+    writeFileSync(conf, readFileSync(sbx.node(i).conf, 'utf8').replace('[object-reconstructor]', '[object-reconstructor]\ncheck_peer_etag = false'));
+    await sbx.stopObjectServer(nodeIdx(s.down));
+    try {
+      await ours(i, p.partition, conf);
+    } finally {
+      await sbx.startObjectServer(nodeIdx(s.down));
+    }
+    const rebuilt = dataFile(p, s.lost);
+    expect(rebuilt).not.toBeNull();
+    expect(md5(readFileSync(rebuilt!))).not.toBe(s.original.md5);
   }, 120_000);
 });

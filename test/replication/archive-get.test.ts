@@ -179,6 +179,11 @@ describe('a GET read in place', () => {
     // a server that says it checked the MD5 before sending the last byte is not checked again
     const trusted = await serve(`Etag: "${bad}"\r\nX-Backend-Archive-Checked: etag\r\n`);
     expect(await readAll(trusted, 262_224)).toEqual(body);
+    // nor is anything, when the caller said not to (check_peer_etag = false)
+    const s = await fake((sock) => sock.end(Buffer.concat([Buffer.from(head200(body.length, `Etag: "${bad}"\r\n`)), body])));
+    servers.push(s);
+    const unchecked = await getArchive({ ip: '127.0.0.1', port: s.port, path: '/sda/7/a/c/o', headers: {}, connTimeoutMs: 2000, headerTimeoutMs: 2000, checkEtag: false });
+    expect(await readAll(unchecked, 262_224)).toEqual(body);
   });
 
   it('a body cut short of its Content-Length is an error, not a short fragment', async () => {
