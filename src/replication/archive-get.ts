@@ -18,7 +18,9 @@
 // leaving the partner nothing). Swift's object server sends a whole archive before it checks its
 // MD5 (then quarantines it); its reconstructor passes the rotten bytes on. A response that says
 // its server made that check before sending the last byte (`X-Backend-Archive-Checked: etag`,
-// from fragmend's object server, which cuts the response otherwise) is not hashed again.
+// from fragmend's object server, which cuts the response otherwise) is not hashed again, and a
+// rebuild that checks its sources another way (one fragment more than it needs, which the rest
+// must rebuild to the byte: see fragment-fetcher.ts) turns the hashing off before it reads.
 import type { Hash } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
@@ -167,6 +169,17 @@ export class ArchiveGet implements FragmentReader {
   private etag = '';
   private handed = 0;
   private checkEtag = true;
+  private checkedByServer = false;
+
+  /** The server said it checked the archive against its ETag before sending its last byte. */
+  get serverChecked(): boolean {
+    return this.checkedByServer;
+  }
+
+  /** Reads on without hashing: the caller checks the bytes another way. Only before the first read. */
+  skipEtagCheck(): void {
+    if (this.handed === 0) this.digest = null;
+  }
 
   /** @internal use getArchive */
   async start(req: ArchiveGetRequest, conn: GetConn | null): Promise<void> {
@@ -336,6 +349,7 @@ export class ArchiveGet implements FragmentReader {
     }
     const etag = /^"?([0-9a-f]{32})"?$/i.exec(this.headers.etag ?? '')?.[1];
     const checked = (this.headers['x-backend-archive-checked'] ?? '').split(',').some((t) => t.trim().toLowerCase() === 'etag');
+    this.checkedByServer = checked && this.statusCode === 200;
     if (this.checkEtag && this.statusCode === 200 && this.contentLength > 0 && etag && !checked) {
       this.etag = etag.toLowerCase();
       this.digest = nodeCrypto().createHash('md5');

@@ -5,15 +5,29 @@
 // local archive is read from disk rather than over HTTP from our own object server, and peers
 // are asked only as many at a time as could still complete a bucket (Swift asks them all and
 // drops the spare answers): every response is a file the peer opens and starts sending.
-// Memory stays near (k + 1) fragments whatever the object size; nothing is allocated per
+// Memory stays near (k + 2) fragments whatever the object size; nothing is allocated per
 // segment.
+//
+// The sources are checked, as Swift's are not: a peer's archive can rot under good fragment
+// headers, and Swift's object server sends it whole before its MD5 shows it (then quarantines
+// it). When any source is such a peer's (one whose response does not say its server checked the
+// archive), one fragment more than the k is read, and each segment the k rebuild must also
+// rebuild that one, byte for byte: an archive rotten anywhere in the set shows at the first
+// segment it spoils, for a row of Galois-field arithmetic per segment instead of an MD5 of every
+// archive. The rebuilt archive then ends there (its SSYNC PUT is cut, the partner keeps
+// nothing) and the sources are read to their ends, so a Swift object server quarantines the
+// rotten one as it does after any whole read; the next pass rebuilds from the good ones. When
+// only k fragments can be had, each unchecked peer's archive is checked against its ETag
+// instead (archive-get.ts). Peers that check their archives themselves (fragmend's object
+// server) are remembered, and a set of them is read without the extra fragment.
 import type { ECDriver, FragmentSet } from '../codec/index.js';
+import { HEADER_SIZE } from '../codec/fragment.js';
 import { ArchiveReadCheck, type ArchiveReadCheckOptions } from '../swift/archive-check.js';
 import { DiskFileError } from '../swift/ondisk.js';
 import type { Metadata } from '../swift/metadata.js';
 import type { StoragePolicy } from '../swift/policies.js';
 import { Timestamp } from '../swift/timestamp.js';
-import { fragmentBuffers, getArchive, LocalArchive, type ArchiveGet, type FragmentReader } from './archive-get.js';
+import { ArchiveGet, fragmentBuffers, getArchive, LocalArchive, type FragmentReader } from './archive-get.js';
 import { backendPath, timeoutMs } from './peers.js';
 import type { ArchiveSource } from './ssync-sender.js';
 
@@ -82,7 +96,10 @@ export interface RebuildRequest {
   connTimeout: number;
   /** Seconds allowed for a peer's headers, and for each segment's reads once streaming. */
   nodeTimeout: number;
-  /** Check each peer's archive against its ETag (the default; see archive-get.ts). */
+  /**
+   * Check the sources (the default): by one fragment more than k, or against each peer's ETag
+   * when only k can be had (see the top of this file). False reads the peers as Swift does.
+   */
   checkEtag?: boolean;
   logger?: RebuildLog;
 }
@@ -107,6 +124,12 @@ interface Bucket {
   responses: number;
   useful: Map<number, FragmentReader>;
 }
+
+/** Per peer (ip:port): whether its last archive came checked by its server. */
+const peerChecks = new Map<string, boolean>();
+const peerKey = (n: FragmentNode) => `${n.replication_ip}:${n.replication_port}`;
+/** A source nobody has checked (the local archive has its own check, as Swift's server reads it). */
+const unchecked = (r: FragmentReader) => r instanceof ArchiveGet && !r.serverChecked;
 
 export async function rebuildFragmentArchive(req: RebuildRequest): Promise<ArchiveSource> {
   const { policy, ec, targetIndex, logger } = req;
@@ -190,19 +213,28 @@ export async function rebuildFragmentArchive(req: RebuildRequest): Promise<Archi
         /* a bad durable timestamp only loses the word "durable" in a log line */
       }
     }
+    peerChecks.set(peerKey(node), res.serverChecked);
+    if (verifying && !res.serverChecked) extra = true;
     if (fi === targetIndex || bucket.useful.has(fi)) return res.close();
     bucket.useful.set(fi, res);
-    if (bucket.useful.size >= ndata) winner = bucket;
+    if (complete(bucket)) winner = bucket;
   };
 
   const best = () => Math.max(0, ...[...buckets.values()].map((b) => b.useful.size));
-  if (best() >= ndata) winner = [...buckets.values()].find((b) => b.useful.size >= ndata)!;
+  const verifying = req.checkEtag !== false;
+  // one more than k when a source will need checking: expected unless k of the peers (less
+  // the local archive) are known to check theirs; certain once an unchecked answer came
+  const localCount = bucketOf(localTs.internal).useful.size;
+  let extra = verifying && order.filter((n) => peerChecks.get(peerKey(n)) === true).length < ndata - localCount;
+  const complete = (b: Bucket) =>
+    b.useful.size >= ndata && (!verifying || b.useful.size > ndata || ![...b.useful.values()].some(unchecked));
+  if ([...buckets.values()].some(complete)) winner = [...buckets.values()].find(complete)!;
   await new Promise<void>((resolve) => {
     let next = 0;
     let inFlight = 0;
     const top = () => {
       // as many requests as could still complete a bucket; more only when answers disappoint
-      while (!winner && next < order.length && inFlight + best() < ndata) {
+      while (!winner && next < order.length && inFlight + best() < ndata + (extra ? 1 : 0)) {
         const node = order[next++]!;
         inFlight++;
         getArchive({ ip: node.replication_ip, port: node.replication_port, path: backendPath(node.device, req.partition, req.name), headers, connTimeoutMs, headerTimeoutMs, checkEtag: req.checkEtag })
@@ -226,6 +258,8 @@ export async function rebuildFragmentArchive(req: RebuildRequest): Promise<Archi
     top();
   });
 
+  // every peer answered and no bucket has the fragment more: k will do, each checked by its ETag
+  winner ??= [...buckets.values()].find((b) => b.useful.size >= ndata) ?? null;
   if (!winner) {
     for (const r of opened) r.close();
     const lines: string[] = [];
@@ -249,8 +283,15 @@ export async function rebuildFragmentArchive(req: RebuildRequest): Promise<Archi
     );
   }
   // Answers still on their way close as they come (onResponse); close the spare ones held.
-  const chosen = [...(winner as Bucket).useful.values()].slice(0, ndata);
-  for (const r of opened) if (!chosen.includes(r)) r.close();
+  const useful = [...(winner as Bucket).useful];
+  const chosen = useful.slice(0, ndata).map(([, r]) => r);
+  let verify: { reader: FragmentReader; index: number } | undefined;
+  if (verifying && useful.length > ndata && useful.some(([, r]) => unchecked(r))) {
+    verify = { index: useful[ndata]![0], reader: useful[ndata]![1] };
+    for (const r of [...chosen, verify.reader]) if (r instanceof ArchiveGet) r.skipEtagCheck();
+  }
+  const sources = verify ? [...chosen, verify.reader] : chosen;
+  for (const r of opened) if (!sources.includes(r)) r.close();
 
   const metadata: Metadata = { ...req.localMetadata, 'X-Object-Sysmeta-Ec-Frag-Index': String(targetIndex) };
   delete metadata.ETag;
@@ -259,14 +300,15 @@ export async function rebuildFragmentArchive(req: RebuildRequest): Promise<Archi
   return {
     metadata,
     contentLength,
-    body: rebuiltSegments(chosen, ec, targetIndex, policy.ec!.fragmentSize, policy.ec!.segmentSize, req.nodeTimeout, req.name, logger),
+    body: rebuiltSegments(chosen, verify, ec, targetIndex, policy.ec!.fragmentSize, policy.ec!.segmentSize, req.nodeTimeout, req.name, logger),
     // (the segments' own end closes them too; a second close does nothing)
-    discard: () => chosen.forEach((r) => r.close()),
+    discard: () => sources.forEach((r) => r.close()),
   };
 }
 
 async function* rebuiltSegments(
   readers: FragmentReader[],
+  verify: { reader: FragmentReader; index: number } | undefined,
   ec: ECDriver,
   targetIndex: number,
   fragmentSize: number,
@@ -275,31 +317,43 @@ async function* rebuiltSegments(
   name: string,
   logger?: RebuildLog,
 ): AsyncGenerator<Uint8Array> {
+  const all = verify ? [...readers, verify.reader] : readers;
+  const k = readers.length;
+  const rebuilt = verify ? [targetIndex, verify.index].sort((a, b) => a - b) : [targetIndex];
   let set: FragmentSet | undefined;
   let out: Buffer | undefined;
   /** the consumer holds out's last segment (stopped at the yield: it may still be sending it) */
   let outHeld = false;
   try {
-    for (;;) {
-      let timer: NodeJS.Timeout | undefined;
+    for (let segment = 0; ; segment++) {
       let frags: Uint8Array[];
       try {
-        frags = await Promise.race([
-          Promise.all(readers.map((r) => r.read(fragmentSize))),
-          new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${nodeTimeout} seconds`)), nodeTimeout * 1000))),
-        ]);
+        frags = await within(Promise.all(all.map((r) => r.read(fragmentSize))), nodeTimeout);
       } catch (e) {
         // Ending early makes the archive short, so the SSYNC sender drops the session.
         logger?.error(`Error trying to rebuild ${name} frag#${targetIndex}: ${(e as Error).message}`);
         return;
-      } finally {
-        clearTimeout(timer);
       }
-      if (frags.some((f) => f.length === 0)) return;
+      if (frags.slice(0, k).some((f) => f.length === 0)) {
+        if (verify && frags[k]!.length > 0) {
+          logger?.error(`Error trying to rebuild ${name} frag#${targetIndex}: frag#${verify.index} goes on past the end of the others`);
+        }
+        return;
+      }
       // Rebuilt in place in the codec's memory, then copied into one buffer reused for every
       // segment: whoever takes a segment has written it out before it asks for the next.
       set ??= ec.createFragmentSet(segmentSize);
-      const view = ec.reconstructInto(frags, [targetIndex], set)[0]!;
+      ec.reconstructInto(frags.slice(0, k), rebuilt, set);
+      const view = set.fragment(targetIndex);
+      if (verify && !samePayload(ec, set.fragment(verify.index), frags[k]!)) {
+        logger?.error(
+          `Error trying to rebuild ${name} frag#${targetIndex}: its sources do not agree in segment ${segment} ` +
+            `(frag#${verify.index} is not what the other ${k} rebuild): one of the archives is rotten`,
+        );
+        // read on to the ends, as a whole read makes a Swift object server check (and quarantine) its archive
+        await drain(all, fragmentSize, nodeTimeout);
+        return;
+      }
       if (!out || out.length < view.length) {
         fragmentBuffers.give(out);
         out = fragmentBuffers.take(view.length);
@@ -311,10 +365,49 @@ async function* rebuiltSegments(
     }
   } finally {
     set?.dispose();
-    for (const r of readers) r.close();
+    for (const r of all) r.close();
     // A consumer that asked for the next segment has written out the last one. One that
     // stopped while holding it (a failed send) may still have it queued on a socket: that
     // buffer is left to the collector rather than handed to another rebuild.
     if (!outHeld) fragmentBuffers.give(out);
   }
+}
+
+/** p, or a rejection after `seconds`. */
+async function within<T>(p: Promise<T>, seconds: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${seconds} seconds`)), seconds * 1000)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The rebuilt fragment and the one read carry the same segment: same size, same payload bytes. */
+function samePayload(ec: ECDriver, rebuilt: Uint8Array, read: Uint8Array): boolean {
+  if (rebuilt.length !== read.length) return false;
+  let size: number;
+  try {
+    const a = ec.getMetadata(read);
+    const b = ec.getMetadata(rebuilt);
+    if (a.size !== b.size || a.origDataSize !== b.origDataSize) return false;
+    size = a.size;
+  } catch {
+    return false;
+  }
+  const at = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset + HEADER_SIZE, size);
+  return at(rebuilt).equals(at(read));
+}
+
+/** Reads every source to its end (or its first failure), each read within the node timeout. */
+async function drain(readers: FragmentReader[], fragmentSize: number, nodeTimeout: number): Promise<void> {
+  await Promise.all(
+    readers.map(async (r) => {
+      try {
+        while ((await within(r.read(fragmentSize), nodeTimeout)).length > 0);
+      } catch {
+        /* that one ended in trouble, which is all the drain is for */
+      }
+    }),
+  );
 }

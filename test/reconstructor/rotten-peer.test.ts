@@ -3,9 +3,10 @@
 // which only its MD5 shows. Swift's object server sends it whole and quarantines it after;
 // swift-object-reconstructor passes the rotten bytes on, and the partner ends up with a wrong
 // archive whose own ETag matches it. fragmend's reconstructor checks each peer's archive against
-// its ETag before rebuilding the last segment from it: the rebuild fails, the partner keeps
-// nothing, and the next pass (the rotten archive now quarantined) rebuilds the right bytes; with
-// check_peer_etag = false it reads the peers as Swift does.
+// its ETag before rebuilding the last segment from it, or, when one fragment more than k can be
+// had, checks that the k rebuild that one too, segment by segment: either way the rebuild fails,
+// the partner keeps nothing, and the next pass (the rotten archive now quarantined) rebuilds the
+// right bytes; with check_peer_etag = false it reads the peers as Swift does.
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { appendFileSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -19,6 +20,7 @@ const run = promisify(execFile);
 const BIN = new URL('../../bin/fragmend.js', import.meta.url).pathname;
 const md5 = (b: Uint8Array) => createHash('md5').update(b).digest('hex');
 const FRAG = 262_224;
+const OBJECTS = ['by-swift', 'by-fragmend', 'unchecked', 'all-up'];
 
 describe.skipIf(!realSwiftEnabled())("rebuilding from a peer's rotten archive, on Swift's object servers", () => {
   let sbx: SwiftSandbox;
@@ -31,7 +33,7 @@ describe.skipIf(!realSwiftEnabled())("rebuilding from a peer's rotten archive, o
     await sbx.startAll();
     proxy = Number(new URL(await sbx.startProxy()).port);
     expect((await swiftHttp(proxy, 'PUT', `/v1/${account}/${c}`, { headers: { 'X-Storage-Policy': 'ec42' } })).status).toBeLessThan(300);
-    for (const [i, name] of ['by-swift', 'by-fragmend', 'unchecked'].entries()) {
+    for (const [i, name] of OBJECTS.entries()) {
       expect((await swiftHttp(proxy, 'PUT', `/v1/${account}/${c}/${name}`, { body: bytes(3 * 1048576 + 999, i + 11) })).status).toBe(201);
     }
   }, 120_000);
@@ -71,6 +73,17 @@ describe.skipIf(!realSwiftEnabled())("rebuilding from a peer's rotten archive, o
     return { lost, rebuilder, rotten, down, original };
   }
   const quarantined = (p: Placement, n: NodeInfo) => existsSync(join(root(n), 'quarantined', 'objects-1', p.hash));
+  /** Another pass of ours rebuilds the lost archive byte-identical, and the object reads back right through the proxy. */
+  async function nextPassRebuildsRight(p: Placement, s: ReturnType<typeof setUp>, name: string) {
+    await ours(nodeIdx(s.rebuilder), p.partition);
+    const rebuilt = dataFile(p, s.lost);
+    expect(rebuilt).not.toBeNull();
+    expect(rebuilt!.endsWith(s.original.name)).toBe(true);
+    expect(md5(readFileSync(rebuilt!))).toBe(s.original.md5);
+    const r = await swiftHttp(proxy, 'GET', `/v1/${account}/${c}/${name}`);
+    expect(r.status).toBe(200);
+    expect(md5(r.body)).toBe(md5(bytes(3 * 1048576 + 999, OBJECTS.indexOf(name) + 11)));
+  }
 
   it("swift-object-reconstructor passes the rotten bytes on: the partner gets a wrong archive (Swift's behaviour, for contrast)", async () => {
     const p = await placement('by-swift');
@@ -105,15 +118,18 @@ describe.skipIf(!realSwiftEnabled())("rebuilding from a peer's rotten archive, o
     // Swift's object server quarantined its archive once it had sent it whole
     expect(quarantined(p, s.rotten)).toBe(true);
     // the next pass, with the down node back, rebuilds from the good archives
-    await ours(nodeIdx(s.rebuilder), p.partition);
-    const rebuilt = dataFile(p, s.lost);
-    expect(rebuilt).not.toBeNull();
-    expect(rebuilt!.endsWith(s.original.name)).toBe(true);
-    expect(md5(readFileSync(rebuilt!))).toBe(s.original.md5);
-    // and the object reads back right through the proxy
-    const r = await swiftHttp(proxy, 'GET', `/v1/${account}/${c}/by-fragmend`);
-    expect(r.status).toBe(200);
-    expect(md5(r.body)).toBe(md5(bytes(3 * 1048576 + 999, 12)));
+    await nextPassRebuildsRight(p, s, 'by-fragmend');
+  }, 120_000);
+
+  it('with every node up, the fragment more shows the rot at its segment: the rebuild ends there, the sources are read whole (so Swift quarantines), and the next pass is right', async () => {
+    const p = await placement('all-up');
+    const s = setUp(p);
+    const log = await ours(nodeIdx(s.rebuilder), p.partition);
+    expect(log).toMatch(/sources do not agree in segment 1 /);
+    expect(log).not.toMatch(/does not match its ETag/);
+    expect(dataFile(p, s.lost)).toBeNull();
+    expect(quarantined(p, s.rotten)).toBe(true);
+    await nextPassRebuildsRight(p, s, 'all-up');
   }, 120_000);
 
   it('with check_peer_etag = false, fragmend reads the peers as Swift does, and passes the rotten bytes on too', async () => {

@@ -1,7 +1,8 @@
 // How the rebuild gathers its k fragments: the local archive from disk, and only as many peers
-// at a time as could still complete the set. Peers here are plain node:http servers serving
-// archives this codec made, so every GET can be counted; real Swift peers are in rebuild.test.ts
-// and the reconstructor's suites.
+// at a time as could still complete the set, plus one when a source needs checking (a peer that
+// does not say it checked its archive), whose fragment the others must rebuild to the byte.
+// Peers here are plain node:http servers serving archives this codec made, so every GET can be
+// counted; real Swift peers are in rebuild.test.ts and the reconstructor's suites.
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -26,7 +27,9 @@ describe('gathering fragments for a rebuild', () => {
   const servers: http.Server[] = [];
   const gets: number[] = [];
   /** what each peer answers: its archive (200), or a status */
-  const behaviour: Array<'ok' | 404 | 'hang' | 'cut'> = [];
+  const behaviour: Array<'ok' | 404 | 'hang' | 'cut' | 'rot'> = [];
+  /** the peers say their server checked the archive (as fragmend's object server does) */
+  let serverChecks = false;
   const nodes: FragmentNode[] = [];
   let policy: StoragePolicy;
   const object = randomBytes(5 * SEGMENT + 1234);
@@ -63,8 +66,9 @@ describe('gathering fragments for a rebuild', () => {
         const how = behaviour[slot];
         if (how === 'hang') return;
         if (how === 404) return void res.writeHead(404, { 'Content-Length': '0', 'X-Backend-Timestamp': TS }).end();
-        const body = archives[fi]!;
+        const body = how === 'rot' ? rotten(archives[fi]!) : archives[fi]!;
         res.writeHead(200, {
+          ...(serverChecks ? { 'X-Backend-Archive-Checked': 'etag' } : {}),
           'Content-Length': String(body.length),
           'X-Object-Sysmeta-Ec-Frag-Index': String(fi),
           'X-Object-Sysmeta-Ec-Etag': ETAG,
@@ -90,7 +94,15 @@ describe('gathering fragments for a rebuild', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const reset = (...how: Array<'ok' | 404 | 'hang' | 'cut'>) => {
+  /** a copy with one payload byte of the third segment's fragment flipped (its header stays good) */
+  const rotten = (a: Buffer) => {
+    const b = Buffer.from(a);
+    const frag = policy.ec!.fragmentSize;
+    b[2 * frag + 80 + 777]! ^= 0x5a;
+    return b;
+  };
+  const reset = (...how: Array<'ok' | 404 | 'hang' | 'cut' | 'rot'>) => {
+    serverChecks = false;
     for (let i = 0; i < gets.length; i++) {
       gets[i] = 0;
       behaviour[i] = how[i] ?? 'ok';
@@ -121,19 +133,57 @@ describe('gathering fragments for a rebuild', () => {
     return Buffer.concat(parts);
   };
 
-  it('with the local archive, asks k-1 peers and rebuilds the lost archive byte-identical', async () => {
+  it('peers that check their archives: with the local archive, k-1 are asked and the lost archive is rebuilt byte-identical', async () => {
     reset();
+    serverChecks = true;
+    // the first rebuild learns that these peers check theirs; then no fragment more is read
+    expect(await drain((await rebuildFragmentArchive(request(true))).body)).toEqual(archives[5]);
+    gets.fill(0);
     const src = await rebuildFragmentArchive(request(true));
     expect(await drain(src.body)).toEqual(archives[5]);
     expect(totalGets()).toBe(K - 1);
     expect(src.metadata['X-Object-Sysmeta-Ec-Frag-Index']).toBe('5');
+    gets.fill(0);
+    expect(await drain((await rebuildFragmentArchive(request(false))).body)).toEqual(archives[5]);
+    expect(totalGets()).toBe(K);
   });
 
-  it('without it, asks k peers', async () => {
+  it('peers that do not: one fragment more is read (k peers with the local archive; all four without)', async () => {
     reset();
-    const src = await rebuildFragmentArchive(request(false));
+    const src = await rebuildFragmentArchive(request(true));
     expect(await drain(src.body)).toEqual(archives[5]);
     expect(totalGets()).toBe(K);
+    reset();
+    expect(await drain((await rebuildFragmentArchive(request(false))).body)).toEqual(archives[5]);
+    expect(totalGets()).toBe(4);
+  });
+
+  it("a peer's rotten archive (payload rot under good headers) ends the rebuilt archive at the segment it spoils, wherever it is in the set", async () => {
+    const frag = policy.ec!.fragmentSize;
+    for (let bad = 0; bad < 4; bad++) {
+      reset(...[0, 1, 2, 3].map((i) => (i === bad ? ('rot' as const) : ('ok' as const))));
+      const lines: string[] = [];
+      const src = await rebuildFragmentArchive({ ...request(true), logger: { warn: (m) => lines.push(m), error: (m) => lines.push(m) } });
+      const got = await drain(src.body);
+      // the two good segments before it, and nothing of the spoilt one
+      expect(got).toEqual(archives[5]!.subarray(0, 2 * frag));
+      expect(lines.join('\n')).toMatch(/sources do not agree in segment 2 .*one of the archives is rotten/);
+    }
+    // a rotten local archive shows the same way
+    const rottenLocal = join(dir, `${TS}#0#d.rotten.data`);
+    writeFileSync(rottenLocal, rotten(archives[0]!));
+    reset();
+    const src = await rebuildFragmentArchive({ ...request(true), local: { path: rottenLocal, durable: true } });
+    expect(await drain(src.body)).toEqual(archives[5]!.subarray(0, 2 * frag));
+  });
+
+  it('with the check off (check_peer_etag = false), k-1 peers are read and a rotten one passes its bytes on, as in Swift', async () => {
+    reset('rot', 'rot', 'rot', 'rot');
+    const src = await rebuildFragmentArchive({ ...request(true), checkEtag: false });
+    const got = await drain(src.body);
+    expect(totalGets()).toBe(K - 1);
+    expect(got.length).toBe(archives[5]!.length);
+    expect(got).not.toEqual(archives[5]);
   });
 
   it('a peer that answers 404 makes it ask the next one', async () => {
