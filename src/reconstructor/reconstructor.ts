@@ -7,7 +7,7 @@ import { readdir, rm, rmdir, stat, unlink } from '../swift/afs.js';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { ECDriver, type ECType } from '../codec/index.js';
-import { HeldLog, rebuildFragmentArchive, RebuildFailed, type FragmentNode } from '../replication/fragment-fetcher.js';
+import { HeldLog, rebuildFragmentArchive, RebuildFailed, type FragmentNode, type SourceFailure } from '../replication/fragment-fetcher.js';
 import { PeerPools } from '../replication/peers.js';
 import { replicate, ReplicateError, suffixDelta } from '../replication/replicate.js';
 import { ssyncSend, type ArchiveSource, type ObjectTimestamps } from '../replication/ssync-sender.js';
@@ -45,7 +45,11 @@ export interface PassStats {
   bytesRebuilt: number;
   objectsReverted: number;
   objectsSynced: number;
-  failures: { insufficient: number; mixedEtag: number; timeout: number; unmounted: number; ssync: number; replicate: number; lock: number };
+  /**
+   * rotten: a rebuild's sources disagreed or one failed its check; source: a source lost on the
+   * way (cut short, a read error); timeout: a REPLICATE, or a source's read, too slow.
+   */
+  failures: { insufficient: number; mixedEtag: number; timeout: number; unmounted: number; ssync: number; replicate: number; lock: number; rotten: number; source: number };
 }
 
 const newStats = (): PassStats => ({
@@ -64,7 +68,7 @@ const newStats = (): PassStats => ({
   bytesRebuilt: 0,
   objectsReverted: 0,
   objectsSynced: 0,
-  failures: { insufficient: 0, mixedEtag: 0, timeout: 0, unmounted: 0, ssync: 0, replicate: 0, lock: 0 },
+  failures: { insufficient: 0, mixedEtag: 0, timeout: 0, unmounted: 0, ssync: 0, replicate: 0, lock: 0, rotten: 0, source: 0 },
 });
 
 interface PolicyState {
@@ -474,6 +478,10 @@ export class ObjectReconstructor {
       nodeTimeout: this.conf.nodeTimeout,
       checkEtag: this.conf.checkPeerEtag,
       logger: held ?? this.log,
+      onSourceFailure: (cause: SourceFailure) => {
+        this.stats.failures[cause]++;
+        this.totals.failures++;
+      },
     };
     let src: ArchiveSource;
     try {
@@ -527,13 +535,14 @@ export class ObjectReconstructor {
     for await (const chunk of body) {
       await this.byteLimiter?.take(chunk.length);
       sent += chunk.length;
-      this.stats.bytesRebuilt += chunk.length;
-      this.totals.bytesRebuilt += chunk.length;
       yield chunk;
     }
+    // an archive that ended short was not rebuilt: its bytes are not counted
     if (sent === expected) {
       this.stats.objectsRebuilt++;
       this.totals.objectsRebuilt++;
+      this.stats.bytesRebuilt += sent;
+      this.totals.bytesRebuilt += sent;
     }
   }
 

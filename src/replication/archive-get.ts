@@ -46,6 +46,14 @@ export class ArchiveReadError extends Error {
   }
 }
 
+/** A peer's archive whose MD5 is not the one its response's ETag names. */
+export class ArchiveEtagMismatch extends ArchiveReadError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ArchiveEtagMismatch';
+  }
+}
+
 export interface ArchiveGetRequest {
   ip: string;
   port: number;
@@ -357,14 +365,14 @@ export class ArchiveGet implements FragmentReader {
   }
 
   /** Bytes about to be handed out: null, or why the archive fails (its last bytes, with an MD5 not its ETag's). */
-  private handOut(view: Uint8Array): ArchiveReadError | null {
+  private handOut(view: Uint8Array): ArchiveEtagMismatch | null {
     if (!this.digest) return null;
     this.digest.update(view);
     this.handed += view.length;
     if (this.handed < this.contentLength) return null;
     const md5 = this.digest.digest('hex');
     this.digest = null;
-    return md5 === this.etag ? null : new ArchiveReadError(`the archive from ${this.where} does not match its ETag ${this.etag} (its MD5 is ${md5})`);
+    return md5 === this.etag ? null : new ArchiveEtagMismatch(`the archive from ${this.where} does not match its ETag ${this.etag} (its MD5 is ${md5})`);
   }
 
   read(n: number): Promise<Uint8Array> {

@@ -27,8 +27,9 @@ import { DiskFileError } from '../swift/ondisk.js';
 import type { Metadata } from '../swift/metadata.js';
 import type { StoragePolicy } from '../swift/policies.js';
 import { Timestamp } from '../swift/timestamp.js';
-import { ArchiveGet, fragmentBuffers, getArchive, LocalArchive, type FragmentReader } from './archive-get.js';
-import { backendPath, timeoutMs } from './peers.js';
+import { DiskFileQuarantined } from '../swift/diskfile.js';
+import { ArchiveEtagMismatch, ArchiveGet, fragmentBuffers, getArchive, LocalArchive, type FragmentReader } from './archive-get.js';
+import { backendPath, PeerTimeout, timeoutMs } from './peers.js';
 import type { ArchiveSource } from './ssync-sender.js';
 
 /** Where a rebuild reports its peers' trouble (a pino logger will do). */
@@ -102,7 +103,15 @@ export interface RebuildRequest {
    */
   checkEtag?: boolean;
   logger?: RebuildLog;
+  /**
+   * Told when a rebuild that started fails on the way (its archive then ends short): a source
+   * found rotten (sources that disagree, a peer's archive not matching its ETag, the local one
+   * failing its check), one too slow, or one lost (cut short, a read error).
+   */
+  onSourceFailure?: (cause: SourceFailure) => void;
 }
+
+export type SourceFailure = 'rotten' | 'timeout' | 'source';
 
 /** Why a rebuild could not start: the reconstructor counts failures by cause. */
 export class RebuildFailed extends DiskFileError {
@@ -300,7 +309,7 @@ export async function rebuildFragmentArchive(req: RebuildRequest): Promise<Archi
   return {
     metadata,
     contentLength,
-    body: rebuiltSegments(chosen, verify, ec, targetIndex, policy.ec!.fragmentSize, policy.ec!.segmentSize, req.nodeTimeout, req.name, logger),
+    body: rebuiltSegments(chosen, verify, ec, targetIndex, policy.ec!.fragmentSize, policy.ec!.segmentSize, req.nodeTimeout, req.name, logger, req.onSourceFailure),
     // (the segments' own end closes them too; a second close does nothing)
     discard: () => sources.forEach((r) => r.close()),
   };
@@ -316,6 +325,7 @@ async function* rebuiltSegments(
   nodeTimeout: number,
   name: string,
   logger?: RebuildLog,
+  onFailure?: (cause: SourceFailure) => void,
 ): AsyncGenerator<Uint8Array> {
   const all = verify ? [...readers, verify.reader] : readers;
   const k = readers.length;
@@ -332,11 +342,13 @@ async function* rebuiltSegments(
       } catch (e) {
         // Ending early makes the archive short, so the SSYNC sender drops the session.
         logger?.error(`Error trying to rebuild ${name} frag#${targetIndex}: ${(e as Error).message}`);
+        onFailure?.(e instanceof PeerTimeout ? 'timeout' : e instanceof ArchiveEtagMismatch || e instanceof DiskFileQuarantined ? 'rotten' : 'source');
         return;
       }
       if (frags.slice(0, k).some((f) => f.length === 0)) {
         if (verify && frags[k]!.length > 0) {
           logger?.error(`Error trying to rebuild ${name} frag#${targetIndex}: frag#${verify.index} goes on past the end of the others`);
+          onFailure?.('rotten');
         }
         return;
       }
@@ -350,6 +362,7 @@ async function* rebuiltSegments(
           `Error trying to rebuild ${name} frag#${targetIndex}: its sources do not agree in segment ${segment} ` +
             `(frag#${verify.index} is not what the other ${k} rebuild): one of the archives is rotten`,
         );
+        onFailure?.('rotten');
         // read on to the ends, as a whole read makes a Swift object server check (and quarantine) its archive
         await drain(all, fragmentSize, nodeTimeout);
         return;
@@ -377,7 +390,10 @@ async function* rebuiltSegments(
 async function within<T>(p: Promise<T>, seconds: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   try {
-    return await Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${seconds} seconds`)), seconds * 1000)))]);
+    return await Promise.race([
+      p,
+      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new PeerTimeout(`${seconds} seconds`)), seconds * 1000))),
+    ]);
   } finally {
     clearTimeout(timer);
   }

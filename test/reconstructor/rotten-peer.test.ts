@@ -9,7 +9,7 @@
 // right bytes; with check_peer_etag = false it reads the peers as Swift does.
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { appendFileSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -68,16 +68,25 @@ describe.skipIf(!realSwiftEnabled())("rebuilding from a peer's rotten archive, o
     appendFileSync(join(root(lost), 'objects-1', String(p.partition), 'hashes.invalid'), `${p.hash.slice(-3)}\n`);
     const rottenFile = dataFile(p, rotten)!;
     const b = readFileSync(rottenFile);
+    const sound = md5(b);
     b[FRAG + 5000]! ^= 0x5a;
     writeFileSync(rottenFile, b); // the xattrs (metadata, its ETag) stay
-    return { lost, rebuilder, rotten, down, original };
+    return { lost, rebuilder, rotten, down, original, sound };
   }
+  /** The counters of the pass's last stats line (pino JSON). */
+  const passStats = (log: string) =>
+    JSON.parse(log.split('\n').filter((l) => l.includes('"failures"')).pop()!) as { objectsRebuilt: number; bytesRebuilt: number; failures: Record<string, number> };
   const quarantined = (p: Placement, n: NodeInfo) => existsSync(join(root(n), 'quarantined', 'objects-1', p.hash));
-  /** Another pass of ours rebuilds the lost archive byte-identical, and the object reads back right through the proxy. */
+  /**
+   * Another pass of ours rebuilds the lost archive byte-identical, and the quarantined rotten one
+   * too (the rebuilder is its left partner), and the object reads back right through the proxy.
+   */
   async function nextPassRebuildsRight(p: Placement, s: ReturnType<typeof setUp>, name: string) {
-    await ours(nodeIdx(s.rebuilder), p.partition);
+    const log = await ours(nodeIdx(s.rebuilder), p.partition);
     const rebuilt = dataFile(p, s.lost);
     expect(rebuilt).not.toBeNull();
+    expect(md5(readFileSync(dataFile(p, s.rotten)!))).toBe(s.sound);
+    expect(passStats(log)).toMatchObject({ objectsRebuilt: 2, bytesRebuilt: 2 * statSync(rebuilt!).size, failures: { rotten: 0 } });
     expect(rebuilt!.endsWith(s.original.name)).toBe(true);
     expect(md5(readFileSync(rebuilt!))).toBe(s.original.md5);
     const r = await swiftHttp(proxy, 'GET', `/v1/${account}/${c}/${name}`);
@@ -114,6 +123,8 @@ describe.skipIf(!realSwiftEnabled())("rebuilding from a peer's rotten archive, o
       await sbx.startObjectServer(nodeIdx(s.down));
     }
     expect(log).toMatch(/does not match its ETag/);
+    // counted as a rotten source (and as the SSYNC session it cut), with no bytes rebuilt
+    expect(passStats(log)).toMatchObject({ objectsRebuilt: 0, bytesRebuilt: 0, failures: { rotten: 1, ssync: 1, source: 0 } });
     expect(dataFile(p, s.lost)).toBeNull();
     // Swift's object server quarantined its archive once it had sent it whole
     expect(quarantined(p, s.rotten)).toBe(true);
@@ -127,6 +138,7 @@ describe.skipIf(!realSwiftEnabled())("rebuilding from a peer's rotten archive, o
     const log = await ours(nodeIdx(s.rebuilder), p.partition);
     expect(log).toMatch(/sources do not agree in segment 1 /);
     expect(log).not.toMatch(/does not match its ETag/);
+    expect(passStats(log)).toMatchObject({ objectsRebuilt: 0, bytesRebuilt: 0, failures: { rotten: 1, ssync: 1, source: 0 } });
     expect(dataFile(p, s.lost)).toBeNull();
     expect(quarantined(p, s.rotten)).toBe(true);
     await nextPassRebuildsRight(p, s, 'all-up');

@@ -163,11 +163,17 @@ describe('gathering fragments for a rebuild', () => {
     for (let bad = 0; bad < 4; bad++) {
       reset(...[0, 1, 2, 3].map((i) => (i === bad ? ('rot' as const) : ('ok' as const))));
       const lines: string[] = [];
-      const src = await rebuildFragmentArchive({ ...request(true), logger: { warn: (m) => lines.push(m), error: (m) => lines.push(m) } });
+      const causes: string[] = [];
+      const src = await rebuildFragmentArchive({
+        ...request(true),
+        logger: { warn: (m) => lines.push(m), error: (m) => lines.push(m) },
+        onSourceFailure: (cause) => causes.push(cause),
+      });
       const got = await drain(src.body);
       // the two good segments before it, and nothing of the spoilt one
       expect(got).toEqual(archives[5]!.subarray(0, 2 * frag));
       expect(lines.join('\n')).toMatch(/sources do not agree in segment 2 .*one of the archives is rotten/);
+      expect(causes).toEqual(['rotten']);
     }
     // a rotten local archive shows the same way
     const rottenLocal = join(dir, `${TS}#0#d.rotten.data`);
@@ -221,9 +227,11 @@ describe('gathering fragments for a rebuild', () => {
 
   it('a peer that cuts its body short ends the rebuilt archive early, so the session fails', async () => {
     reset('cut', 'cut', 'cut', 'cut');
-    const src = await rebuildFragmentArchive(request(true));
+    const causes: string[] = [];
+    const src = await rebuildFragmentArchive({ ...request(true), onSourceFailure: (cause) => causes.push(cause) });
     const got = await drain(src.body);
     expect(got.length).toBeLessThan(archives[5]!.length);
+    expect(causes).toEqual(['source']);
   });
 
   it('an unreadable local archive is left out and the peers make up for it', async () => {
