@@ -14,12 +14,13 @@
 // archive), one fragment more than the k is read, and each segment the k rebuild must also
 // rebuild that one, byte for byte: an archive rotten anywhere in the set shows at the first
 // segment it spoils, for a row of Galois-field arithmetic per segment instead of an MD5 of every
-// archive. The rebuilt archive then ends there (its SSYNC PUT is cut, the partner keeps
-// nothing) and the sources are read to their ends, so a Swift object server quarantines the
-// rotten one as it does after any whole read; the next pass rebuilds from the good ones. When
-// only k fragments can be had, each unchecked peer's archive is checked against its ETag
-// instead (archive-get.ts). Peers that check their archives themselves (fragmend's object
-// server) are remembered, and a set of them is read without the extra fragment.
+// archive. The rebuilt archive then ends there (its SSYNC PUT is cut, the partner keeps nothing)
+// and the sources are read to their ends, so a Swift object server quarantines the rotten one
+// as it does after any whole read; the next pass rebuilds from the good ones. When only k
+// fragments can be had, or the one more is late (a slow peer gets twice the time the k took,
+// not its node_timeout), each unchecked peer's archive is checked against its ETag instead
+// (archive-get.ts). Peers that check their archives themselves (fragmend's object server) are
+// remembered, and a set of them is read without the extra fragment.
 import type { ECDriver, FragmentSet } from '../codec/index.js';
 import { HEADER_SIZE } from '../codec/fragment.js';
 import { ArchiveReadCheck, type ArchiveReadCheckOptions } from '../swift/archive-check.js';
@@ -238,6 +239,8 @@ export async function rebuildFragmentArchive(req: RebuildRequest): Promise<Archi
   const complete = (b: Bucket) =>
     b.useful.size >= ndata && (!verifying || b.useful.size > ndata || ![...b.useful.values()].some(unchecked));
   if ([...buckets.values()].some(complete)) winner = [...buckets.values()].find(complete)!;
+  const began = Date.now();
+  let grace: NodeJS.Timeout | undefined;
   await new Promise<void>((resolve) => {
     let next = 0;
     let inFlight = 0;
@@ -262,12 +265,26 @@ export async function rebuildFragmentArchive(req: RebuildRequest): Promise<Archi
             top();
           });
       }
-      if (winner || (inFlight === 0 && next >= order.length)) resolve();
+      if (winner || (inFlight === 0 && next >= order.length)) {
+        clearTimeout(grace);
+        return resolve();
+      }
+      // k are in, and the fragment more is late: a slow peer is given twice the time the k took
+      // (at least 20 ms), then the k go ahead, each checked by its ETag
+      const ready = grace ? undefined : [...buckets.values()].find((b) => b.useful.size >= ndata);
+      if (ready) {
+        const wait = Math.min(req.nodeTimeout * 1000, Math.max(20, 2 * (Date.now() - began)));
+        grace = setTimeout(() => {
+          winner ??= ready;
+          resolve();
+        }, wait);
+      }
     };
     top();
   });
 
-  // every peer answered and no bucket has the fragment more: k will do, each checked by its ETag
+  // every peer answered and no bucket has the fragment more (or it came too late): k will do,
+  // each checked by its ETag
   winner ??= [...buckets.values()].find((b) => b.useful.size >= ndata) ?? null;
   if (!winner) {
     for (const r of opened) r.close();
