@@ -17,10 +17,10 @@
 // archive. The rebuilt archive then ends there (its SSYNC PUT is cut, the partner keeps nothing)
 // and the sources are read to their ends, so a Swift object server quarantines the rotten one
 // as it does after any whole read; the next pass rebuilds from the good ones. When only k
-// fragments can be had, or the one more is late (a slow peer gets twice the time the k took,
-// not its node_timeout), each unchecked peer's archive is checked against its ETag instead
-// (archive-get.ts). Peers that check their archives themselves (fragmend's object server) are
-// remembered, and a set of them is read without the extra fragment.
+// fragments can be had, or the one more is late (a slow peer gets four times the time the k
+// took or 0.1 s, not its node_timeout), each unchecked peer's archive is checked against its
+// ETag instead (archive-get.ts). Peers that check their archives themselves (fragmend's object
+// server) are remembered, and a set of them is read without the extra fragment.
 import type { ECDriver, FragmentSet } from '../codec/index.js';
 import { HEADER_SIZE } from '../codec/fragment.js';
 import { ArchiveReadCheck, type ArchiveReadCheckOptions } from '../swift/archive-check.js';
@@ -269,11 +269,11 @@ export async function rebuildFragmentArchive(req: RebuildRequest): Promise<Archi
         clearTimeout(grace);
         return resolve();
       }
-      // k are in, and the fragment more is late: a slow peer is given twice the time the k took
-      // (at least 20 ms), then the k go ahead, each checked by its ETag
+      // k are in, and the fragment more is late: a slow peer is given four times the time the k took
+      // (at least 0.1 s), then the k go ahead, each checked by its ETag
       const ready = grace ? undefined : [...buckets.values()].find((b) => b.useful.size >= ndata);
       if (ready) {
-        const wait = Math.min(req.nodeTimeout * 1000, Math.max(20, 2 * (Date.now() - began)));
+        const wait = Math.min(req.nodeTimeout * 1000, Math.max(100, 4 * (Date.now() - began)));
         grace = setTimeout(() => {
           winner ??= ready;
           resolve();
