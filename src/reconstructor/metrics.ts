@@ -25,6 +25,12 @@ export function metricsText(r: ObjectReconstructor): string {
     'Failures in the current pass, by cause.',
     Object.entries(s.failures).map(([cause, n]) => [`{cause="${cause}"}`, n]),
   );
+  metric(
+    'fragmend_reconstructor_pass_rebuilds_by_check',
+    'gauge',
+    "Archives rebuilt whole in the current pass, by how their sources were checked (fragmentMore, etag, server, off).",
+    Object.entries(s.sourceChecks).map(([check, n]) => [`{check="${check}"}`, n]),
+  );
   return lines.join('\n') + '\n';
 }
 

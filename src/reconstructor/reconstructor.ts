@@ -7,7 +7,7 @@ import { readdir, rm, rmdir, stat, unlink } from '../swift/afs.js';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { ECDriver, type ECType } from '../codec/index.js';
-import { HeldLog, rebuildFragmentArchive, RebuildFailed, type FragmentNode, type SourceFailure } from '../replication/fragment-fetcher.js';
+import { HeldLog, rebuildFragmentArchive, RebuildFailed, type FragmentNode, type RebuiltArchive, type SourceCheck, type SourceFailure } from '../replication/fragment-fetcher.js';
 import { PeerPools } from '../replication/peers.js';
 import { replicate, ReplicateError, suffixDelta } from '../replication/replicate.js';
 import { ssyncSend, type ArchiveSource, type ObjectTimestamps } from '../replication/ssync-sender.js';
@@ -50,6 +50,8 @@ export interface PassStats {
    * way (cut short, a read error); timeout: a REPLICATE, or a source's read, too slow.
    */
   failures: { insufficient: number; mixedEtag: number; timeout: number; unmounted: number; ssync: number; replicate: number; lock: number; rotten: number; source: number };
+  /** Archives rebuilt whole, by how their sources were checked. */
+  sourceChecks: Record<SourceCheck, number>;
 }
 
 const newStats = (): PassStats => ({
@@ -69,6 +71,7 @@ const newStats = (): PassStats => ({
   objectsReverted: 0,
   objectsSynced: 0,
   failures: { insufficient: 0, mixedEtag: 0, timeout: 0, unmounted: 0, ssync: 0, replicate: 0, lock: 0, rotten: 0, source: 0 },
+  sourceChecks: { fragmentMore: 0, etag: 0, server: 0, off: 0 },
 });
 
 interface PolicyState {
@@ -483,7 +486,7 @@ export class ObjectReconstructor {
         this.totals.failures++;
       },
     };
-    let src: ArchiveSource;
+    let src: RebuiltArchive;
     try {
       try {
         src = await rebuildFragmentArchive(request);
@@ -511,7 +514,7 @@ export class ObjectReconstructor {
       }
       throw e;
     }
-    const counted = this.countRebuilt(src.body, src.contentLength);
+    const counted = this.countRebuilt(src.body, src.contentLength, src.check);
     return { ...src, body: counted };
   }
 
@@ -530,7 +533,7 @@ export class ObjectReconstructor {
     return b.responses <= this.conf.quarantineThreshold && b.responses < df.policy.ec!.ndata && df.fragIndex !== null && b.useful.includes(df.fragIndex);
   }
 
-  private async *countRebuilt(body: AsyncIterable<Uint8Array>, expected: number): AsyncGenerator<Uint8Array> {
+  private async *countRebuilt(body: AsyncIterable<Uint8Array>, expected: number, check: SourceCheck): AsyncGenerator<Uint8Array> {
     let sent = 0;
     for await (const chunk of body) {
       await this.byteLimiter?.take(chunk.length);
@@ -543,6 +546,7 @@ export class ObjectReconstructor {
       this.totals.objectsRebuilt++;
       this.stats.bytesRebuilt += sent;
       this.totals.bytesRebuilt += sent;
+      this.stats.sourceChecks[check]++;
     }
   }
 
@@ -633,6 +637,7 @@ export class ObjectReconstructor {
           bytesRebuilt: s.bytesRebuilt,
           objectsReverted: s.objectsReverted,
           failures: s.failures,
+          sourceChecks: s.sourceChecks,
         },
         `${s.reconstructionPartCount}/${s.partCount} (${((s.reconstructionPartCount * 100) / s.partCount).toFixed(2)}%) partitions reconstructed in ${elapsed.toFixed(2)}s (${rate.toFixed(2)}/sec, ${eta} remaining)`,
       );
@@ -656,6 +661,7 @@ export class ObjectReconstructor {
       objects_reverted: s.objectsReverted,
       handoffs_remaining: s.handoffsRemaining,
       failures: { ...s.failures },
+      source_checks: { ...s.sourceChecks },
     };
     let update: Record<string, unknown>;
     if (this.conf.reconstructorWorkers > 0 && devices?.length) {

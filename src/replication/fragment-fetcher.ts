@@ -114,6 +114,18 @@ export interface RebuildRequest {
 
 export type SourceFailure = 'rotten' | 'timeout' | 'source';
 
+/**
+ * How a rebuild's sources are checked: by the fragment more than k, by each unchecked peer's
+ * ETag (only k could be had in time), by their servers (every peer said it checked its archive),
+ * or not at all (check_peer_etag = false). The local archive always has its own check.
+ */
+export type SourceCheck = 'fragmentMore' | 'etag' | 'server' | 'off';
+
+/** A rebuilt archive on its way, and how its sources are checked. */
+export interface RebuiltArchive extends ArchiveSource {
+  check: SourceCheck;
+}
+
 /** Why a rebuild could not start: the reconstructor counts failures by cause. */
 export class RebuildFailed extends DiskFileError {
   constructor(
@@ -141,7 +153,7 @@ const peerKey = (n: FragmentNode) => `${n.replication_ip}:${n.replication_port}`
 /** A source nobody has checked (the local archive has its own check, as Swift's server reads it). */
 const unchecked = (r: FragmentReader) => r instanceof ArchiveGet && !r.serverChecked;
 
-export async function rebuildFragmentArchive(req: RebuildRequest): Promise<ArchiveSource> {
+export async function rebuildFragmentArchive(req: RebuildRequest): Promise<RebuiltArchive> {
   const { policy, ec, targetIndex, logger } = req;
   const ndata = policy.ec!.ndata;
   const localTs = new Timestamp(req.localMetadata['X-Timestamp']!);
@@ -323,9 +335,11 @@ export async function rebuildFragmentArchive(req: RebuildRequest): Promise<Archi
   delete metadata.ETag;
   delete metadata.Etag;
   const contentLength = Number(req.localMetadata['Content-Length']);
+  const check: SourceCheck = !verifying ? 'off' : verify ? 'fragmentMore' : chosen.some(unchecked) ? 'etag' : 'server';
   return {
     metadata,
     contentLength,
+    check,
     body: rebuiltSegments(chosen, verify, ec, targetIndex, policy.ec!.fragmentSize, policy.ec!.segmentSize, req.nodeTimeout, req.name, logger, req.onSourceFailure),
     // (the segments' own end closes them too; a second close does nothing)
     discard: () => sources.forEach((r) => r.close()),

@@ -71,6 +71,23 @@ describe.skipIf(!realSwiftEnabled())('fragmend reconstructor on a real Swift clu
     expect(r.code ?? 0, r.stderr).toBe(0);
     return String(r.stdout);
   };
+  /** Each pass's counters, from its last stats line (pino JSON), summed over the passes logged. */
+  const passTotals = (logs: string) => {
+    const t = { objectsRebuilt: 0, rotten: 0, checks: { fragmentMore: 0, etag: 0, server: 0, off: 0 } as Record<string, number> };
+    const lines = logs.split('\n').filter((l) => l.includes('"sourceChecks"'));
+    // a --once pass logs its stats once at its end (and maybe before): the last line of each pid counts
+    const last = new Map<number, { objectsRebuilt: number; failures: Record<string, number>; sourceChecks: Record<string, number> }>();
+    for (const l of lines) {
+      const j = JSON.parse(l) as { pid: number; objectsRebuilt: number; failures: Record<string, number>; sourceChecks: Record<string, number> };
+      last.set(j.pid, j);
+    }
+    for (const j of last.values()) {
+      t.objectsRebuilt += j.objectsRebuilt;
+      t.rotten += j.failures.rotten!;
+      for (const [k, n] of Object.entries(j.sourceChecks)) t.checks[k]! += n;
+    }
+    return t;
+  };
   const allNodes = async () => {
     let out = '';
     for (let i = 0; i < 8; i++) out += await ours(i);
@@ -92,8 +109,13 @@ describe.skipIf(!realSwiftEnabled())('fragmend reconstructor on a real Swift clu
     const names = readdirSync(dir);
     rmSync(dir, { recursive: true });
     invalidate(p, lost, policy);
-    await allNodes();
+    const totals = passTotals(await allNodes());
     expect(readdirSync(dir)).toEqual(names);
+    // rebuilt from Swift's object servers, its sources checked (by the fragment more unless the
+    // fifth answer came late, then by the ETags), and found sound
+    expect(totals.objectsRebuilt).toBe(1);
+    expect(totals.checks.fragmentMore! + totals.checks.etag!).toBe(1);
+    expect(totals.rotten).toBe(0);
     const after = await snapshot(root);
     for (const n of names) {
       const key = relative(root, join(dir, n));
@@ -114,6 +136,11 @@ describe.skipIf(!realSwiftEnabled())('fragmend reconstructor on a real Swift clu
     expect([...after.keys()].sort()).toEqual([...before.keys()].sort());
     for (const [k, v] of before) expect(after.get(k), k).toEqual(v);
     expect(logs).toMatch(/partitions reconstructed/);
+    const totals = passTotals(logs);
+    expect(totals.objectsRebuilt).toBeGreaterThanOrEqual([...before.keys()].filter((k) => k.endsWith('.data')).length);
+    expect(totals.rotten).toBe(0);
+    // most rebuilds read the fragment more from Swift's servers and checked it against the rest
+    expect(totals.checks.fragmentMore!).toBeGreaterThan(totals.objectsRebuilt / 2);
     console.log(`wiped device restored in ${((Date.now() - started) / 1000).toFixed(1)} s (${before.size} files)`);
   });
 
@@ -169,7 +196,11 @@ describe.skipIf(!realSwiftEnabled())('fragmend reconstructor on a real Swift clu
     const recon = JSON.parse(readFileSync(join(sbx.node(0).reconCache, 'object.recon'), 'utf8'));
     expect(recon.object_reconstruction_last).toBeGreaterThanOrEqual(t0);
     expect(recon.object_reconstruction_time).toBeGreaterThanOrEqual(0);
-    expect(recon.fragmend_reconstruction_last_pass).toMatchObject({ objects_rebuilt: 0, handoffs_remaining: 0 });
+    expect(recon.fragmend_reconstruction_last_pass).toMatchObject({
+      objects_rebuilt: 0,
+      handoffs_remaining: 0,
+      source_checks: { fragmentMore: 0, etag: 0, server: 0, off: 0 },
+    });
     expect(out).toMatch(/Object reconstruction complete \(once\)/);
   });
 

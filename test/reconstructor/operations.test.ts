@@ -199,6 +199,8 @@ describe.skipIf(!realSwiftEnabled())('operating fragmend reconstructor on a real
       const text = await res.text();
       expect(text).toMatch(/^fragmend_reconstructor_passes_total [1-9]\d*$/m);
       expect(text).toMatch(/fragmend_reconstructor_pass_failures\{cause="ssync"\} \d+/);
+      expect(text).toMatch(/fragmend_reconstructor_pass_failures\{cause="rotten"\} \d+/);
+      expect(text).toMatch(/fragmend_reconstructor_pass_rebuilds_by_check\{check="fragmentMore"\} \d+/);
     } finally {
       child.kill('SIGTERM');
     }

@@ -142,6 +142,7 @@ describe('gathering fragments for a rebuild', () => {
     const src = await rebuildFragmentArchive(request(true));
     expect(await drain(src.body)).toEqual(archives[5]);
     expect(totalGets()).toBe(K - 1);
+    expect(src.check).toBe('server');
     expect(src.metadata['X-Object-Sysmeta-Ec-Frag-Index']).toBe('5');
     gets.fill(0);
     expect(await drain((await rebuildFragmentArchive(request(false))).body)).toEqual(archives[5]);
@@ -153,9 +154,13 @@ describe('gathering fragments for a rebuild', () => {
     const src = await rebuildFragmentArchive(request(true));
     expect(await drain(src.body)).toEqual(archives[5]);
     expect(totalGets()).toBe(K);
+    expect(src.check).toBe('fragmentMore');
     reset();
-    expect(await drain((await rebuildFragmentArchive(request(false))).body)).toEqual(archives[5]);
+    // without the local archive the four peers are only k: each is checked by its ETag instead
+    const four = await rebuildFragmentArchive(request(false));
+    expect(await drain(four.body)).toEqual(archives[5]);
     expect(totalGets()).toBe(4);
+    expect(four.check).toBe('etag');
   });
 
   it("a peer's rotten archive (payload rot under good headers) ends the rebuilt archive at the segment it spoils, wherever it is in the set", async () => {
@@ -188,6 +193,7 @@ describe('gathering fragments for a rebuild', () => {
     const src = await rebuildFragmentArchive({ ...request(true), checkEtag: false });
     const got = await drain(src.body);
     expect(totalGets()).toBe(K - 1);
+    expect(src.check).toBe('off');
     expect(got.length).toBe(archives[5]!.length);
     expect(got).not.toEqual(archives[5]);
   });
