@@ -133,6 +133,7 @@ export class LoopbackCluster {
           'mount_check = false',
           'bind_ip = 127.0.0.1',
           `bind_port = ${port}`,
+          'workers = 0',
           `swift_dir = ${this.swiftDir}`,
           `recon_cache_path = ${reconCache}`,
           `log_name = object-${n}`,

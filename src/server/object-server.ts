@@ -114,6 +114,10 @@ const SWIFT_LOG_LEVELS: Record<string, string> = { DEBUG: 'debug', INFO: 'info',
 // ------------------------------------------------------------------------------- configuration
 
 export interface ObjectServerOptions extends ProcessSettings {
+  /** Swift's `workers` as written (its default: auto, a process per core); this server runs one. */
+  workers: string;
+  /** Swift's `servers_per_port` (0: off); not supported either. */
+  serversPerPort: number;
   devices: string;
   mountCheck: boolean;
   bindIp: string;
@@ -153,6 +157,9 @@ export interface ObjectServerOptions extends ProcessSettings {
 }
 
 export const DEFAULT_OBJECT_SERVER_OPTIONS: ObjectServerOptions = {
+  // a server made in code is one process; one read from a conf has Swift's default, auto
+  workers: '0',
+  serversPerPort: 0,
   devices: '/srv/node',
   mountCheck: true,
   bindIp: '0.0.0.0',
@@ -201,6 +208,8 @@ export function objectServerOptionsFromConf(conf: Conf, where = 'object-server')
   else perDevice = 1;
   const replicationServer = r.has('replication_server') ? r.bool('replication_server', false) : null;
   return {
+    workers: r.str('workers', 'auto').trim().toLowerCase() || 'auto',
+    serversPerPort: r.int('servers_per_port', 0, { min: 0 }),
     devices: r.str('devices', d.devices),
     mountCheck: r.bool('mount_check', d.mountCheck),
     bindIp: r.str('bind_ip', d.bindIp),
@@ -965,6 +974,12 @@ export class ObjectServer {
       warn: (msg) => this.log.warn(msg),
     });
     if (o.recon) this.recon = new Recon(o.recon, this.swiftConf.policies, this.swiftConf.path, this.log);
+    if (o.workers !== '0' || o.serversPerPort > 0) {
+      this.log.warn(
+        `workers = ${o.workers}${o.serversPerPort > 0 ? `, servers_per_port = ${o.serversPerPort}` : ''}: fragmend's object server serves in one process ` +
+          '(set workers = 0 to say so; run one server per port for more)',
+      );
+    }
     for (const name of o.ignoredFilters) this.log.warn(`The pipeline's ${name} filter is not one fragmend serves (healthcheck and recon are); requests go on without it`);
     const server = createServer({ noDelay: true, allowHalfOpen: true }, (socket) => void this.serveConnection(socket));
     this.server = server;

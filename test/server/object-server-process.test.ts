@@ -19,7 +19,8 @@ describe("the object server's process options", () => {
   const parse = (extra: Record<string, string>) => objectServerOptionsFromConf({ devices: '/srv/node', ...extra }, 'object-server.conf');
 
   it('are read as Swift names them, with its defaults', () => {
-    expect(parse({})).toMatchObject({ user: 'swift', nicePriority: null, ioniceClass: null, ionicePriority: 0 });
+    expect(parse({})).toMatchObject({ user: 'swift', nicePriority: null, ioniceClass: null, ionicePriority: 0, workers: 'auto', serversPerPort: 0 });
+    expect(parse({ workers: '4', servers_per_port: '2' })).toMatchObject({ workers: '4', serversPerPort: 2 });
     expect(parse({ user: 'swiftops', nice_priority: '-3', ionice_class: 'IOPRIO_CLASS_BE', ionice_priority: '2' })).toMatchObject({
       user: 'swiftops',
       nicePriority: -3,
@@ -58,20 +59,27 @@ describe('fragmend object-server started with them', () => {
     return conf;
   }
 
-  it('runs every thread at nice_priority and in the I/O class, and as root goes on as user, while it serves', async () => {
-    const user = asRoot ? 'nobody' : userInfo().username;
-    const conf = confWith(user, { nice_priority: '6', ionice_class: 'IOPRIO_CLASS_IDLE' });
-    const child = spawn(process.execPath, [BIN, 'object-server', conf, '--bind-port', '0', '-v'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  /** `fragmend object-server conf` on a free port, once it says it started; its output so far on demand. */
+  async function started(conf: string, ...args: string[]) {
+    const child = spawn(process.execPath, [BIN, 'object-server', conf, '--bind-port', '0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => (out += d));
+    let port = 0;
+    for (let i = 0; i < 150 && !port; i++) {
+      port = Number(/Started object server on [\d.]+:(\d+)/.exec(out)?.[1] ?? 0);
+      if (!port) await new Promise((r) => setTimeout(r, 100));
+    }
+    if (!port) child.kill('SIGTERM');
+    expect(port, out).toBeGreaterThan(0);
+    return { child, port, output: () => out };
+  }
+
+  it('runs every thread at nice_priority and in the I/O class, and as root goes on as user, while it serves', async () => {
+    const user = asRoot ? 'nobody' : userInfo().username;
+    const conf = confWith(user, { nice_priority: '6', ionice_class: 'IOPRIO_CLASS_IDLE' });
+    const { child, port, output } = await started(conf, '-v');
     try {
-      let port = 0;
-      for (let i = 0; i < 150 && !port; i++) {
-        port = Number(/Started object server on [\d.]+:(\d+)/.exec(out)?.[1] ?? 0);
-        if (!port) await new Promise((r) => setTimeout(r, 100));
-      }
-      expect(port, out).toBeGreaterThan(0);
       const hc = await swiftHttp(port, 'GET', '/healthcheck');
       expect([hc.status, hc.body.toString()]).toEqual([200, 'OK']);
       const pid = child.pid!;
@@ -85,9 +93,21 @@ describe('fragmend object-server started with them', () => {
         const status = readFileSync(`/proc/${pid}/status`, 'utf8');
         expect(status).toMatch(/^Uid:\s+65534\s+65534\s+65534\s+65534$/m);
         expect(status).toMatch(/^Gid:\s+65534\s+65534\s+65534\s+65534$/m);
-        expect(out).toMatch(/running as nobody/);
+        expect(output()).toMatch(/running as nobody/);
       }
-      expect(out).not.toMatch(/Unable to modify/);
+      expect(output()).not.toMatch(/Unable to modify/);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    expect(await new Promise<number | null>((r) => child.once('exit', (c) => r(c)))).toBe(0);
+  }, 60_000);
+
+  it('workers other than 0 are said to be served by one process, and the server serves', async () => {
+    const conf = confWith(userInfo().username, { workers: '4' });
+    const { child, port, output } = await started(conf);
+    try {
+      expect(output()).toMatch(/workers = 4: fragmend's object server serves in one process/);
+      expect((await swiftHttp(port, 'GET', '/healthcheck')).status).toBe(200);
     } finally {
       child.kill('SIGTERM');
     }
