@@ -172,21 +172,17 @@ export class ArchiveGet implements FragmentReader {
   private headerTimeoutMs = 0;
   /** ip:port and path, for messages */
   private where = '';
-  /** the MD5 of the body handed out so far, when this end checks it against the ETag */
-  private digest: Hash | null = null;
+  /** the ETag this end checks the body against (none: not checked), and the MD5 of what was handed out */
   private etag = '';
+  private digest: Hash | null = null;
   private handed = 0;
   private checkEtag = true;
-  private checkedByServer = false;
-
   /** The server said it checked the archive against its ETag before sending its last byte. */
-  get serverChecked(): boolean {
-    return this.checkedByServer;
-  }
+  serverChecked = false;
 
   /** Reads on without hashing: the caller checks the bytes another way. Only before the first read. */
   skipEtagCheck(): void {
-    if (this.handed === 0) this.digest = null;
+    if (this.handed === 0) this.etag = '';
   }
 
   /** @internal use getArchive */
@@ -357,22 +353,24 @@ export class ArchiveGet implements FragmentReader {
     }
     const etag = /^"?([0-9a-f]{32})"?$/i.exec(this.headers.etag ?? '')?.[1];
     const checked = (this.headers['x-backend-archive-checked'] ?? '').split(',').some((t) => t.trim().toLowerCase() === 'etag');
-    this.checkedByServer = checked && this.statusCode === 200;
+    this.serverChecked = checked && this.statusCode === 200;
     if (this.checkEtag && this.statusCode === 200 && this.contentLength > 0 && etag && !checked) {
+      // (hashed from the first read on; a caller that checks another way says so before it)
       this.etag = etag.toLowerCase();
-      this.digest = nodeCrypto().createHash('md5');
     }
   }
 
   /** Bytes about to be handed out: null, or why the archive fails (its last bytes, with an MD5 not its ETag's). */
   private handOut(view: Uint8Array): ArchiveEtagMismatch | null {
-    if (!this.digest) return null;
-    this.digest.update(view);
+    if (!this.etag) return null;
+    (this.digest ??= nodeCrypto().createHash('md5')).update(view);
     this.handed += view.length;
     if (this.handed < this.contentLength) return null;
     const md5 = this.digest.digest('hex');
+    const etag = this.etag;
+    this.etag = '';
     this.digest = null;
-    return md5 === this.etag ? null : new ArchiveEtagMismatch(`the archive from ${this.where} does not match its ETag ${this.etag} (its MD5 is ${md5})`);
+    return md5 === etag ? null : new ArchiveEtagMismatch(`the archive from ${this.where} does not match its ETag ${etag} (its MD5 is ${md5})`);
   }
 
   read(n: number): Promise<Uint8Array> {

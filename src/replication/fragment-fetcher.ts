@@ -246,7 +246,7 @@ export async function rebuildFragmentArchive(req: RebuildRequest): Promise<Rebui
   const verifying = req.checkEtag !== false;
   // one more than k when a source will need checking: expected unless k of the peers (less
   // the local archive) are known to check theirs; certain once an unchecked answer came
-  const localCount = bucketOf(localTs.internal).useful.size;
+  const localCount = buckets.get(localTs.internal)?.useful.size ?? 0;
   let extra = verifying && order.filter((n) => peerChecks.get(peerKey(n)) === true).length < ndata - localCount;
   const complete = (b: Bucket) =>
     b.useful.size >= ndata && (!verifying || b.useful.size > ndata || ![...b.useful.values()].some(unchecked));
@@ -376,7 +376,8 @@ async function* rebuiltSegments(
         onFailure?.(e instanceof PeerTimeout ? 'timeout' : e instanceof ArchiveEtagMismatch || e instanceof DiskFileQuarantined ? 'rotten' : 'source');
         return;
       }
-      if (frags.slice(0, k).some((f) => f.length === 0)) {
+      const data = verify ? frags.slice(0, k) : frags;
+      if (data.some((f) => f.length === 0)) {
         if (verify && frags[k]!.length > 0) {
           logger?.error(`Error trying to rebuild ${name} frag#${targetIndex}: frag#${verify.index} goes on past the end of the others`);
           onFailure?.('rotten');
@@ -386,9 +387,9 @@ async function* rebuiltSegments(
       // Rebuilt in place in the codec's memory, then copied into one buffer reused for every
       // segment: whoever takes a segment has written it out before it asks for the next.
       set ??= ec.createFragmentSet(segmentSize);
-      ec.reconstructInto(frags.slice(0, k), rebuilt, set);
+      ec.reconstructInto(data, rebuilt, set);
       const view = set.fragment(targetIndex);
-      if (verify && !samePayload(ec, set.fragment(verify.index), frags[k]!)) {
+      if (verify && !samePayload(set.fragment(verify.index), frags[k]!)) {
         logger?.error(
           `Error trying to rebuild ${name} frag#${targetIndex}: its sources do not agree in segment ${segment} ` +
             `(frag#${verify.index} is not what the other ${k} rebuild): one of the archives is rotten`,
@@ -430,20 +431,16 @@ async function within<T>(p: Promise<T>, seconds: number): Promise<T> {
   }
 }
 
-/** The rebuilt fragment and the one read carry the same segment: same size, same payload bytes. */
-function samePayload(ec: ECDriver, rebuilt: Uint8Array, read: Uint8Array): boolean {
+/**
+ * The rebuilt fragment and the one read carry the same segment. An archive is read a fragment at
+ * a time, so each read is one whole fragment, header and payload: the same length, and the same
+ * bytes past the header (the headers may differ in the library versions they name; a rotten
+ * header is the peer's server's to find, as Swift's reader checks each one).
+ */
+function samePayload(rebuilt: Uint8Array, read: Uint8Array): boolean {
   if (rebuilt.length !== read.length) return false;
-  let size: number;
-  try {
-    const a = ec.getMetadata(read);
-    const b = ec.getMetadata(rebuilt);
-    if (a.size !== b.size || a.origDataSize !== b.origDataSize) return false;
-    size = a.size;
-  } catch {
-    return false;
-  }
-  const at = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset + HEADER_SIZE, size);
-  return at(rebuilt).equals(at(read));
+  const payload = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset + HEADER_SIZE, u.length - HEADER_SIZE);
+  return payload(rebuilt).equals(payload(read));
 }
 
 /** Reads every source to its end (or its first failure), each read within the node timeout. */

@@ -219,6 +219,14 @@ describe('gathering fragments for a rebuild', () => {
     expect(totalGets()).toBe(4);
   });
 
+  it('no fragment at all, every peer an error: it fails as errors, not as too few fragments', async () => {
+    reset(404, 404, 404, 404);
+    const e = await rebuildFragmentArchive(request(false)).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(RebuildFailed);
+    expect((e as RebuildFailed).reason).toBe('errors');
+    expect((e as RebuildFailed).buckets.size).toBe(0);
+  });
+
   it('a peer that never answers costs its node_timeout when it is needed, a short wait when it would only be the fragment more', async () => {
     reset('hang', 'hang', 'ok', 'ok');
     const t0 = Date.now();
