@@ -250,7 +250,7 @@ export async function rebuildFragmentArchive(req: RebuildRequest): Promise<Rebui
   let extra = verifying && order.filter((n) => peerChecks.get(peerKey(n)) === true).length < ndata - localCount;
   const complete = (b: Bucket) =>
     b.useful.size >= ndata && (!verifying || b.useful.size > ndata || ![...b.useful.values()].some(unchecked));
-  if ([...buckets.values()].some(complete)) winner = [...buckets.values()].find(complete)!;
+  winner = [...buckets.values()].find(complete) ?? null;
   const began = Date.now();
   let grace: NodeJS.Timeout | undefined;
   await new Promise<void>((resolve) => {
