@@ -233,25 +233,31 @@ export class LoopbackCluster {
       const cn = this.nodeOfDevice(node.device);
       const df = this.manager(cn).diskFile(join(cn.devicesRoot, node.device), partition, account, container, object, policy, { fragIndex: node.index });
       const w = df.writer(archive.length);
+      const etag = md5(archive);
       await w.open();
       try {
         await w.write(archive);
-        await w.put({
+        await w.put(
+          {
           'X-Timestamp': ts.internal,
           'Content-Type': 'application/octet-stream',
           'Content-Length': String(archive.length),
-          ETag: md5(archive),
-          'X-Object-Sysmeta-Ec-Frag-Index': String(node.index),
-          'X-Object-Sysmeta-Ec-Etag': md5(body),
-          'X-Object-Sysmeta-Ec-Content-Length': String(body.length),
-          'X-Object-Sysmeta-Ec-Scheme': `${policy.ec!.ecType} ${policy.ec!.ndata}+${policy.ec!.nparity}`,
-          'X-Object-Sysmeta-Ec-Segment-Size': String(seg),
-        });
+            ETag: etag,
+            'X-Object-Sysmeta-Ec-Frag-Index': String(node.index),
+            'X-Object-Sysmeta-Ec-Etag': md5(body),
+            'X-Object-Sysmeta-Ec-Content-Length': String(body.length),
+            'X-Object-Sysmeta-Ec-Scheme': `${policy.ec!.ecType} ${policy.ec!.ndata}+${policy.ec!.nparity}`,
+            'X-Object-Sysmeta-Ec-Segment-Size': String(seg),
+          },
+          '.data',
+          // as fragmend's object server writes an archive: with the CRC-32 of its bytes recorded
+          { contentMd5: etag },
+        );
         await w.commit(ts);
       } finally {
         await w.close();
       }
-      out.push({ device: node.device, file: join(df.datadir, `${ts.internal}#${node.index}#d.data`), md5: md5(archive), size: archive.length });
+      out.push({ device: node.device, file: join(df.datadir, `${ts.internal}#${node.index}#d.data`), md5: etag, size: archive.length });
     }
     return out;
   }

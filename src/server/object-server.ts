@@ -1566,7 +1566,7 @@ export class ObjectServer {
       // Without a second phase to wait for, the fragment is written durable at once.
       const durableNow = !noCommit && !secondPhase;
       try {
-        await writer.put(metadata, '.data', { durable: durableNow });
+        await writer.put(metadata, '.data', { durable: durableNow, contentMd5: etag });
       } catch (e) {
         if (e instanceof DiskFileError && /fragment index/i.test(e.message)) throw badRequest(e.message);
         throw e;

@@ -9,11 +9,14 @@
 // ArchiveReadCheck adds the rest of what that reader checks, the size and MD5 of an archive read
 // to its end. The object server's GETs use it, and so do the reads the reconstructor makes of its
 // own disk (where Swift's reconstructor GETs its archives from its object server, which checks
-// them).
+// them). An archive fragmend's object server wrote carries the CRC-32 of its bytes, taken when
+// their MD5 was its ETag (content-check.ts); its bytes are checked by that instead, and only one
+// that fails it is hashed with MD5, read again from the disk, to decide.
 import type { Hash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { crc32Short } from '../codec/crc.js';
 import { CHECKED_HEADER_SIZE, headerProblem } from '../codec/fragment.js';
+import { contentCrc32 } from './content-check.js';
 import { DiskFileQuarantined, type ECDiskFile } from './diskfile.js';
 
 export class FragmentCheck {
@@ -69,6 +72,13 @@ export interface ArchiveReadCheckOptions {
   size: number;
   /** Its ETag (the MD5 of its bytes); none: not compared. */
   etag?: string;
+  /**
+   * The CRC-32 recorded of the bytes whose MD5 is `etag`: the bytes read are compared with it in
+   * place of the ETag, and only when they differ is `md5OfFile` asked for the MD5 that decides.
+   */
+  crc32?: number | null;
+  /** The MD5 (hex) of the archive as it is on the disk now, read again; see `crc32`. */
+  md5OfFile?: () => Promise<string>;
   /** The policy's fragment_size, for an EC archive; none: no fragment headers checked. */
   fragmentSize?: number;
   /** Moves the archive to quarantine (Swift's quarantine_renamer). */
@@ -88,9 +98,16 @@ export interface ArchiveReadCheckOptions {
  * fragment headers and size only.
  */
 export function diskFileCheck(df: ECDiskFile, log: { warn(msg: string): void } | undefined, opts: { md5?: boolean } = {}): ArchiveReadCheckOptions {
+  const dataFile = df.dataFile!;
   return {
     size: df.contentLength,
     etag: opts.md5 === false ? undefined : df.datafileMetadata.ETag,
+    crc32: df.contentCrc32,
+    md5OfFile: async () => {
+      const md5 = await md5OfFile(dataFile);
+      if (md5 === df.datafileMetadata.ETag) log?.warn(`The content check recorded with ${dataFile} does not match its bytes, which match its ETag`);
+      return md5;
+    },
     fragmentSize: df.policy.ec?.fragmentSize,
     quarantine: async (why) => {
       log?.warn(`Quarantined object ${df.dataFile}: ${why}`);
@@ -107,9 +124,29 @@ export function diskFileCheck(df: ECDiskFile, log: { warn(msg: string): void } |
  * rebuild, a push or a GET never hands on the archive's end. Swift sends them and quarantines
  * after; what it rebuilt from them, pushed or served has gone out by then.
  */
+/** The MD5 (hex) of a file's bytes, read in 1 MiB pieces. */
+async function md5OfFile(path: string): Promise<string> {
+  const { open } = await import('node:fs/promises');
+  const fh = await open(path, 'r');
+  try {
+    const hash = md5();
+    const buf = Buffer.allocUnsafe(1 << 20);
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+      if (bytesRead === 0) break;
+      hash.update(buf.subarray(0, bytesRead));
+    }
+    return hash.digest('hex');
+  } finally {
+    await fh.close();
+  }
+}
+
 export class ArchiveReadCheck {
   private readonly frags: FragmentCheck | null;
   private readonly hash: Hash | null;
+  /** the running CRC-32, when the bytes are checked by the recorded one (see ArchiveReadCheckOptions.crc32) */
+  private crc: number | null;
   private read = 0;
   private failed: DiskFileQuarantined | null = null;
   /** Every byte of the archive has been taken and checked. */
@@ -117,12 +154,13 @@ export class ArchiveReadCheck {
 
   constructor(private readonly o: ArchiveReadCheckOptions) {
     this.frags = o.fragmentSize ? new FragmentCheck(o.fragmentSize) : null;
-    this.hash = o.etag ? md5() : null;
+    this.crc = o.etag && typeof o.crc32 === 'number' ? 0 : null;
+    this.hash = o.etag && this.crc === null ? md5() : null;
   }
 
-  /** The archive's bytes are compared with its ETag (when it is read to its end). */
+  /** The archive's bytes are compared with its ETag, or with a CRC-32 taken when they matched it (when it is read to its end). */
   get checksEtag(): boolean {
-    return this.hash !== null && this.o.endChecks !== false;
+    return (this.hash !== null || this.crc !== null) && this.o.endChecks !== false;
   }
 
   /** The archive's next bytes, in order from its start (any past its size fail it). */
@@ -132,7 +170,8 @@ export class ArchiveReadCheck {
     if (this.read > this.o.size) return this.fail(`Bytes read: ${this.read}, does not match metadata: ${this.o.size}`);
     const bad = this.frags?.take(chunk);
     if (bad) return this.fail(bad);
-    this.hash?.update(chunk);
+    if (this.crc !== null) this.crc = contentCrc32(chunk, this.crc);
+    else this.hash?.update(chunk);
     if (this.read === this.o.size && this.o.endChecks !== false) return this.end();
   }
 
@@ -146,7 +185,11 @@ export class ArchiveReadCheck {
 
   private async end(): Promise<void> {
     this.complete = true;
-    const got = this.hash?.digest('hex');
+    let got = this.hash?.digest('hex');
+    if (this.crc !== null && this.crc !== this.o.crc32! >>> 0) {
+      // rot, or a record gone bad: the MD5 of what the disk holds decides
+      got = this.o.md5OfFile ? await this.o.md5OfFile().catch((e: Error) => `unreadable (${e.message})`) : `not taken (CRC-32 ${this.crc.toString(16)} recorded ${(this.o.crc32! >>> 0).toString(16)})`;
+    }
     if (got !== undefined && got !== this.o.etag) return this.fail(`ETag ${this.o.etag} and file's md5 ${got} do not match`);
     const bad = this.frags?.finish();
     if (bad) return this.fail(bad);

@@ -21,7 +21,8 @@ import {
   type FragPref,
   type OnDiskInfo,
 } from './ondisk.js';
-import { DiskFileBadMetadataChecksum, DiskFileNotExist, encodeSurrogateEscape, readMetadata, writeMetadata, type Metadata } from './metadata.js';
+import { contentCrc32, formatContentCheck, parseContentCheck } from './content-check.js';
+import { DiskFileBadMetadataChecksum, DiskFileNotExist, encodeSurrogateEscape, readMetadataAndCheck, writeMetadata, type Metadata } from './metadata.js';
 import { policyString, type StoragePolicy } from './policies.js';
 import { Timestamp } from './timestamp.js';
 import { consolidateHashes, hashesEqual, invalidateHash, readHashes, sameSuffixHashes, writeHashes, type SuffixHashes } from './hashes.js';
@@ -351,6 +352,11 @@ export class ECDiskFile {
   private metafileMd: Metadata = {};
   dataFile: string | null = null;
   contentLength = 0;
+  /**
+   * The CRC-32 fragmend recorded of the data file's bytes when it wrote them (content-check.ts),
+   * when the record names the file's size and ETag; otherwise null.
+   */
+  contentCrc32: number | null = null;
 
   constructor(
     readonly mgr: ECDiskFileManager,
@@ -433,7 +439,8 @@ export class ECDiskFile {
     }
     const dataFile = join(this.datadir, info.dataInfo.filename);
     this.dataFile = dataFile;
-    const dataMd = await this.failsafeReadMetadata(dataFile);
+    let contentCheck: string | null = null;
+    const dataMd = await this.failsafeReadMetadata(dataFile, (c) => (contentCheck = c));
     this.datafileMd = dataMd;
     let md: Metadata = {};
     if (info.metaInfo) {
@@ -457,12 +464,16 @@ export class ECDiskFile {
       if (fromName !== this.hash) throw await this.quarantine(dataFile, 'Hash of name in metadata does not match directory name');
     }
     await this.verifyDataFile(dataFile, currentTime);
+    const check = contentCheck === null ? null : parseContentCheck(contentCheck);
+    this.contentCrc32 = check && check.size === this.contentLength && check.etag === dataMd.ETag ? check.crc32 : null;
     return this;
   }
 
-  private async failsafeReadMetadata(path: string): Promise<Metadata> {
+  private async failsafeReadMetadata(path: string, contentCheck?: (value: string | null) => void): Promise<Metadata> {
     try {
-      return await readMetadata(path);
+      const { md, contentCheck: check } = await readMetadataAndCheck(path);
+      contentCheck?.(check);
+      return md;
     } catch (e) {
       if (e instanceof DiskFileNotExist) throw e;
       if (e instanceof DiskFileBadMetadataChecksum) throw await this.quarantine(path, e.message);
@@ -570,6 +581,7 @@ export class ECDiskFileWriter {
   private tmpPath: string | null = null;
   private putSucceeded = false;
   private written = 0;
+  private crc = 0;
 
   constructor(
     readonly df: ECDiskFile,
@@ -592,6 +604,7 @@ export class ECDiskFileWriter {
     let off = 0;
     while (off < chunk.length) off += writeSync(this.fh.fd, chunk, off, chunk.length - off);
     this.written += chunk.length;
+    this.crc = contentCrc32(chunk, this.crc);
   }
 
   get bytesWritten(): number {
@@ -604,8 +617,12 @@ export class ECDiskFileWriter {
    * then it takes its durable name at once, as put() and commit() together would leave it,
    * with one rename and one directory sync fewer (a PUT that commits without waiting for a
    * second phase: SSYNC's, or one without a multiphase commit).
+   *
+   * `contentMd5`: the MD5 (hex) the caller took of the bytes written. When the metadata's ETag
+   * and Content-Length name those bytes, a .data file gets fragmend's content check with its
+   * metadata (content-check.ts), so that reads check it by CRC-32 rather than by MD5.
    */
-  async put(metadata: Metadata, ext: '.data' | '.meta' | '.ts' = '.data', opts: { durable?: boolean } = {}): Promise<void> {
+  async put(metadata: Metadata, ext: '.data' | '.meta' | '.ts' = '.data', opts: { durable?: boolean; contentMd5?: string } = {}): Promise<void> {
     if (!this.fh || !this.tmpPath) throw new DiskFileError('DiskFileWriter is not open');
     const df = this.df;
     const md: Metadata = { ...metadata };
@@ -622,7 +639,8 @@ export class ECDiskFileWriter {
     const filename = makeOnDiskFilename(timestamp, ext, { fragIndex, durable, ctypeTimestamp: ctts ? new Timestamp(ctts) : null });
     const name = df.objectName;
     if (name !== null) md.name = name;
-    await writeMetadata(this.tmpPath, md);
+    const recorded = ext === '.data' && opts.contentMd5 !== undefined && md.ETag === opts.contentMd5 && md['Content-Length'] === String(this.written);
+    await writeMetadata(this.tmpPath, md, recorded ? formatContentCheck({ crc32: this.crc, size: this.written, etag: opts.contentMd5! }) : undefined);
     await this.fh.sync();
     await invalidateHash(dirname(df.datadir));
     await renamer(this.tmpPath, join(df.datadir, filename));

@@ -23,6 +23,12 @@ const xattr = (): Xattr => (xattrModule ??= createRequire(import.meta.url)('@nap
 
 export const METADATA_KEY = 'user.swift.metadata';
 export const METADATA_CHECKSUM_KEY = 'user.swift.metadata_checksum';
+/**
+ * fragmend's own xattr on a .data file it wrote: the CRC-32 of the file's bytes, with the size
+ * and the MD5 (the ETag) those bytes had when it was taken (see archive-check.ts). Swift reads
+ * only its own keys and leaves this one alone.
+ */
+export const CONTENT_CHECK_KEY = 'user.fragmend.content_crc32';
 const XATTR_SIZE = 65536;
 
 export class DiskFileNotExist extends DiskFileError {}
@@ -146,8 +152,8 @@ function getXattr(path: string, name: string): Uint8Array | null {
 // inode the read or write at hand has just looked up, where a thread-pool round trip costs
 // several system calls, two thread switches and a promise.
 
-/** Raw pickle bytes and stored checksum of a file (null when the file has no metadata). */
-export async function readRawMetadata(path: string): Promise<{ pickle: Uint8Array; checksum: string | null } | null> {
+/** Raw pickle bytes and stored checksum of a file (null when the file has no metadata), with fragmend's content check when it has one. */
+export async function readRawMetadata(path: string): Promise<{ pickle: Uint8Array; checksum: string | null; contentCheck: string | null } | null> {
   let names: Set<string>;
   try {
     names = new Set(xattr().listAttributesSync(path) ?? []);
@@ -163,24 +169,34 @@ export async function readRawMetadata(path: string): Promise<{ pickle: Uint8Arra
   if (!parts.length) return null;
   const pickle = parts.length === 1 ? parts[0]! : new Uint8Array(Buffer.concat(parts));
   const sum = names.has(METADATA_CHECKSUM_KEY) ? getXattr(path, METADATA_CHECKSUM_KEY) : null;
-  return { pickle, checksum: sum ? Buffer.from(sum.buffer, sum.byteOffset, sum.length).toString('ascii') : null };
+  const check = names.has(CONTENT_CHECK_KEY) ? getXattr(path, CONTENT_CHECK_KEY) : null;
+  return {
+    pickle,
+    checksum: sum ? Buffer.from(sum.buffer, sum.byteOffset, sum.length).toString('ascii') : null,
+    contentCheck: check ? Buffer.from(check.buffer, check.byteOffset, check.length).toString('latin1') : null,
+  };
 }
 
 /** Swift's read_metadata: checksum verified when present. */
 export async function readMetadata(path: string): Promise<Metadata> {
+  return (await readMetadataAndCheck(path)).md;
+}
+
+/** readMetadata, and the file's content check xattr (CONTENT_CHECK_KEY) as stored, or null. */
+export async function readMetadataAndCheck(path: string): Promise<{ md: Metadata; contentCheck: string | null }> {
   const raw = await readRawMetadata(path);
-  if (!raw) return metadataFromPickle(new Uint8Array(0));
+  if (!raw) return { md: metadataFromPickle(new Uint8Array(0)), contentCheck: null };
   if (raw.checksum !== null) {
     const computed = md5Hex(raw.pickle);
     if (raw.checksum !== computed) {
       throw new DiskFileBadMetadataChecksum(`Metadata checksum mismatch for ${path}: stored checksum='${raw.checksum}', computed='${computed}'`);
     }
   }
-  return metadataFromPickle(raw.pickle);
+  return { md: metadataFromPickle(raw.pickle), contentCheck: raw.contentCheck };
 }
 
-/** Swift's write_metadata: the pickle in 64 KiB xattrs, then its md5 checksum. */
-export async function writeMetadata(path: string, md: Metadata): Promise<void> {
+/** Swift's write_metadata: the pickle in 64 KiB xattrs, then its md5 checksum; and fragmend's content check, when given. */
+export async function writeMetadata(path: string, md: Metadata, contentCheck?: string): Promise<void> {
   const pickle = metadataToPickle(md);
   try {
     let key = 0;
@@ -188,6 +204,7 @@ export async function writeMetadata(path: string, md: Metadata): Promise<void> {
       xattr().setAttributeSync(path, key ? `${METADATA_KEY}${key}` : METADATA_KEY, pickle.subarray(off, off + XATTR_SIZE));
     }
     xattr().setAttributeSync(path, METADATA_CHECKSUM_KEY, md5Hex(pickle));
+    if (contentCheck !== undefined) xattr().setAttributeSync(path, CONTENT_CHECK_KEY, Buffer.from(contentCheck, 'latin1'));
   } catch (e) {
     throw xattrError(e, path);
   }

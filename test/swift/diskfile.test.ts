@@ -5,10 +5,12 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { crc32 } from 'node:zlib';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ECDriver } from '../../src/codec/index.js';
 import { ConfigParser } from '../../src/swift/conf.js';
+import { ArchiveReadCheck, diskFileCheck } from '../../src/swift/archive-check.js';
 import { DiskFileDeleted, DiskFileNotExist, DiskFileQuarantined, ECDiskFileManager } from '../../src/swift/diskfile.js';
 import { consolidateHashes, invalidateHash, readHashes } from '../../src/swift/hashes.js';
 import { getOnDiskFiles } from '../../src/swift/ondisk.js';
@@ -75,7 +77,8 @@ describe.runIf(swiftPythonEnabled())('EC diskfiles, fragmend and Swift on the sa
       const w = df.writer(body.length);
       await w.open();
       await w.write(body);
-      await w.put(baseMeta(ts[i]!, i % 6, body));
+      // with fragmend's content check xattr, as its object server writes them
+      await w.put(baseMeta(ts[i]!, i % 6, body), '.data', { contentMd5: createHash('md5').update(body).digest('hex') });
       if (i !== 3) await w.commit(ts[i]!); // o4 stays non-durable
       await w.close();
     }
@@ -92,6 +95,7 @@ describe.runIf(swiftPythonEnabled())('EC diskfiles, fragmend and Swift on the sa
       { op: 'yield', part: 7 },
     ]);
     const o1 = await mgr.diskFile(dev, 7, 'AUTH_a', 'c', 'o1', policy, { fragIndex: 0 }).open();
+    expect(o1.contentCrc32).toBe(crc32(archive(0, 0)));
     expect(theirs[0].metadata).toEqual(o1.metadata);
     expect(theirs[0].metadata['X-Object-Meta-Color']).toBe('red');
     expect(theirs[0].datafile['X-Object-Meta-Color']).toBe('blue \u00e9');
@@ -277,5 +281,122 @@ describe('disk layer without Swift', () => {
     expect(r.files).toEqual([`${recent.internal}.ts`]);
     expect(getOnDiskFiles(readdirSync(dir)).tsInfo?.timestamp.internal).toBe(recent.internal);
     expect(statSync(dir).isDirectory()).toBe(true);
+  });
+});
+
+describe("fragmend's content check (the CRC-32 recorded with a .data file it writes)", () => {
+  const CHECK = 'user.fragmend.content_crc32';
+  const md5hex = (b: Uint8Array) => createHash('md5').update(b).digest('hex');
+
+  async function written(name: string, body: Uint8Array, opts: { contentMd5?: string; etag?: string } = {}) {
+    const { dev, mgr } = newDevices();
+    const ts = '1700000500.00000';
+    const df = mgr.diskFile(dev, 3, 'AUTH_a', 'c', name, policy, { fragIndex: 2 });
+    const w = df.writer();
+    await w.open();
+    // in two pieces: the CRC runs across writes
+    await w.write(body.subarray(0, 1000));
+    await w.write(body.subarray(1000));
+    await w.put({ ...baseMeta(ts, 2, body), ...(opts.etag ? { ETag: opts.etag } : {}) }, '.data', { contentMd5: opts.contentMd5 });
+    await w.commit(ts);
+    await w.close();
+    const file = join(df.datadir, `${ts}#2#d.data`);
+    const open = () => mgr.diskFile(dev, 3, 'AUTH_a', 'c', name, policy, { fragIndex: 2 }).open();
+    return { dev, file, open };
+  }
+  const xattr = () => import('@napi-rs/xattr');
+  const stored = async (file: string) => {
+    try {
+      return (await (await xattr()).getAttribute(file, CHECK))?.toString('latin1') ?? null;
+    } catch {
+      return null;
+    }
+  };
+
+  it('is written when the MD5 the writer was given is the ETag of the bytes written, and read back', async () => {
+    const body = archive(7, 2);
+    const { file, open } = await written('crc-ok', body, { contentMd5: md5hex(body) });
+    expect(await stored(file)).toBe(`crc32 ${crc32(body).toString(16).padStart(8, '0')} ${body.length} ${md5hex(body)}`);
+    expect((await open()).contentCrc32).toBe(crc32(body));
+  });
+
+  it('is not written without that MD5, when it is not the ETag, nor on .meta or .ts files', async () => {
+    const body = archive(8, 2);
+    const none = await written('crc-none', body);
+    expect(await stored(none.file)).toBeNull();
+    expect((await none.open()).contentCrc32).toBeNull();
+    const other = await written('crc-other', body, { contentMd5: md5hex(body), etag: '0'.repeat(32) });
+    expect(await stored(other.file)).toBeNull();
+    const { dev, mgr } = newDevices();
+    const df = mgr.diskFile(dev, 3, 'AUTH_a', 'c', 'crc-meta', policy);
+    const now = Math.floor(Date.now() / 1000);
+    await df.writeMetadata({ 'X-Timestamp': `${now - 2}.00000` });
+    expect(readdirSync(df.datadir)).toEqual([`${now - 2}.00000.meta`]);
+    expect(await stored(join(df.datadir, `${now - 2}.00000.meta`))).toBeNull();
+    await df.delete(`${now - 1}.00000`);
+    expect(readdirSync(df.datadir)).toEqual([`${now - 1}.00000.ts`]);
+    expect(await stored(join(df.datadir, `${now - 1}.00000.ts`))).toBeNull();
+  });
+
+  it('is not used when it does not name the file as it is (another size or ETag, or a value not of this form)', async () => {
+    const body = archive(9, 2);
+    const { file, open } = await written('crc-stale', body, { contentMd5: md5hex(body) });
+    const crc = crc32(body).toString(16).padStart(8, '0');
+    for (const value of [`crc32 ${crc} ${body.length + 1} ${md5hex(body)}`, `crc32 ${crc} ${body.length} ${'1'.repeat(32)}`, `crc32 ${crc}`, 'garbage', `crc32 ${crc} ${body.length} ${md5hex(body)} more`]) {
+      await (await xattr()).setAttribute(file, CHECK, Buffer.from(value));
+      expect((await open()).contentCrc32, value).toBeNull();
+    }
+  });
+
+  async function readThrough(file: string, df: Awaited<ReturnType<typeof written>>['open']) {
+    const d = await df();
+    const warnings: string[] = [];
+    let md5Taken = 0;
+    const opts = diskFileCheck(d, { warn: (m) => void warnings.push(m) });
+    const check = new ArchiveReadCheck({
+      ...opts,
+      md5OfFile: () => {
+        md5Taken++;
+        return opts.md5OfFile!();
+      },
+    });
+    const bytes = readFileSync(file);
+    let error: unknown = null;
+    try {
+      for (let off = 0; off < bytes.length; off += 777) await check.take(bytes.subarray(off, off + 777));
+      await check.eof();
+    } catch (e) {
+      error = e;
+    }
+    return { error, warnings, md5Taken, checksEtag: check.checksEtag };
+  }
+
+  it('checks an archive read whole by the CRC-32 alone; rot in its payload is confirmed by its MD5 and quarantined', async () => {
+    const body = archive(10, 2, 40_000);
+    const { dev, file, open } = await written('crc-read', body, { contentMd5: md5hex(body) });
+    const good = await readThrough(file, open);
+    expect(good).toEqual({ error: null, warnings: [], md5Taken: 0, checksEtag: true });
+    // payload rot under a good header, in place (same inode and xattrs)
+    const rotten = readFileSync(file);
+    rotten[5000]! ^= 0x10;
+    writeFileSync(file, rotten);
+    const bad = await readThrough(file, open);
+    expect(bad.md5Taken).toBe(1);
+    expect(bad.error).toBeInstanceOf(DiskFileQuarantined);
+    expect(String((bad.error as Error).message)).toMatch(new RegExp(`ETag ${md5hex(body)} and file's md5 ${md5hex(rotten)} do not match`));
+    expect(existsSync(file)).toBe(false);
+    expect(readdirSync(join(dev, 'quarantined', 'objects-1')).length).toBe(1);
+  });
+
+  it('a record gone bad on good bytes costs an MD5 and a warning, not the archive', async () => {
+    const body = archive(11, 2, 40_000);
+    const { file, open } = await written('crc-badrecord', body, { contentMd5: md5hex(body) });
+    const wrong = (crc32(body) ^ 1) >>> 0;
+    await (await xattr()).setAttribute(file, CHECK, Buffer.from(`crc32 ${wrong.toString(16).padStart(8, '0')} ${body.length} ${md5hex(body)}`));
+    const r = await readThrough(file, open);
+    expect(r.error).toBeNull();
+    expect(r.md5Taken).toBe(1);
+    expect(r.warnings.join('\n')).toMatch(/content check recorded with .* does not match its bytes, which match its ETag/);
+    expect(existsSync(file)).toBe(true);
   });
 });
