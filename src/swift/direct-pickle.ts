@@ -28,8 +28,12 @@ type Step = typeof OK | typeof DECLINE | typeof OTHER;
 /** inputs beyond this go to the general reader, whose item limits then apply as before */
 const MAX_FAST_BYTES = 1024 * 1024;
 
-/** A position in a pickle, its stack and memo, and the steps both decoders take alike. */
-class Reader {
+/**
+ * A position in a pickle, its stack and memo, and the steps both decoders take alike. Each
+ * decoder is a subclass whose setItem says which items its dicts take: methods rather than
+ * helpers each call makes, as a server decodes one pickle per request (see HashPickleWriter).
+ */
+abstract class Reader {
   pos = 2;
   readonly n: number;
   readonly stack: unknown[] = [];
@@ -117,12 +121,15 @@ class Reader {
     }
   }
 
+  /** d[k] = v where the decoder's shapes allow it */
+  abstract setItem(d: unknown, k: unknown, v: unknown): boolean;
+
   /** SETITEMS: the pairs above the last mark go into the dict below it, where setItem agrees */
-  setItems(setItem: (d: unknown, k: unknown, v: unknown) => boolean): boolean {
+  setItems(): boolean {
     const { stack } = this;
     const m = stack.lastIndexOf(MARK);
     if (m < 1 || (stack.length - m - 1) % 2) return false;
-    for (let i = m + 1; i < stack.length; i += 2) if (!setItem(stack[m - 1], stack[i], stack[i + 1])) return false;
+    for (let i = m + 1; i < stack.length; i += 2) if (!this.setItem(stack[m - 1], stack[i], stack[i + 1])) return false;
     stack.length = m;
     return true;
   }
@@ -135,16 +142,12 @@ class Reader {
 
 const protocolOk = (b: Uint8Array) => b.length >= 3 && b.length <= MAX_FAST_BYTES && b[0] === 0x80 && b[1]! <= 5;
 
-/** The outer dict (Map order is the pickle's insertion order, as a Python dict's), or undefined. */
-export function decodeHashPickle(b: Uint8Array): Map<string, HashPickleValue> | undefined {
-  if (!protocolOk(b)) return undefined;
-  const c = new Reader(b);
-  const { n, stack } = c;
-  let outer: Map<string, HashPickleValue> | null = null;
-  /** d[k] = v where the shapes allow it */
-  const setItem = (d: unknown, k: unknown, v: unknown): boolean => {
+class HashReader extends Reader {
+  outer: Map<string, HashPickleValue> | null = null;
+
+  setItem(d: unknown, k: unknown, v: unknown): boolean {
     if (!(d instanceof Map)) return false;
-    if (d === outer) {
+    if (d === this.outer) {
       if (typeof k !== 'string') return false;
       if (!(v === null || typeof v === 'boolean' || typeof v === 'number' || v instanceof PickleFloat || v instanceof Map)) return false;
     } else if (!((k === null || Number.isInteger(k)) && typeof v === 'string')) {
@@ -152,7 +155,14 @@ export function decodeHashPickle(b: Uint8Array): Map<string, HashPickleValue> | 
     }
     d.set(k, v);
     return true;
-  };
+  }
+}
+
+/** The outer dict (Map order is the pickle's insertion order, as a Python dict's), or undefined. */
+export function decodeHashPickle(b: Uint8Array): Map<string, HashPickleValue> | undefined {
+  if (!protocolOk(b)) return undefined;
+  const c = new HashReader(b);
+  const { n, stack } = c;
   while (c.pos < n) {
     const op = b[c.pos++]!;
     const step = c.common(op);
@@ -161,22 +171,22 @@ export function decodeHashPickle(b: Uint8Array): Map<string, HashPickleValue> | 
     switch (op) {
       case 0x7d: {
         // EMPTY_DICT: the first is the outer dict, any later one a suffix's hashes
-        if (outer === null && stack.length) return undefined;
-        if (outer !== null && !stack.length) return undefined;
+        if (c.outer === null && stack.length) return undefined;
+        if (c.outer !== null && !stack.length) return undefined;
         const d = new Map();
-        if (outer === null) outer = d;
+        if (c.outer === null) c.outer = d;
         stack.push(d);
         break;
       }
       case 0x75: // SETITEMS
-        if (!c.setItems(setItem)) return undefined;
+        if (!c.setItems()) return undefined;
         break;
       case 0x73: {
         // SETITEM
         if (stack.length < 3) return undefined;
         const v = stack.pop();
         const k = stack.pop();
-        if (!setItem(stack[stack.length - 1], k, v)) return undefined;
+        if (!c.setItem(stack[stack.length - 1], k, v)) return undefined;
         break;
       }
       case 0x4e: // NONE
@@ -213,7 +223,7 @@ export function decodeHashPickle(b: Uint8Array): Map<string, HashPickleValue> | 
         break;
       }
       case 0x2e: // STOP
-        return c.stopsWith(outer) ? outer! : undefined;
+        return c.stopsWith(c.outer) ? c.outer! : undefined;
       default:
         return undefined;
     }
@@ -243,33 +253,44 @@ class Pair {
  * gives them (bytes decoded, which for ASCII is the text itself), in the pickle's order; or
  * undefined, for loads() to decide.
  */
+const textOf = (v: unknown) => (typeof v === 'string' ? v : v instanceof AsciiBytes ? v.text : undefined);
+
+class MetadataReader extends Reader {
+  outer: object | null = null;
+  /** by 'u' or 'b' and the text: a str key and a bytes key of the same text are two keys to Python, as to loads() */
+  readonly items = new Map<string, [string, string]>();
+
+  setItem(d: unknown, k: unknown, v: unknown): boolean {
+    const key = textOf(k);
+    const value = textOf(v);
+    if (d !== this.outer || key === undefined || value === undefined) return false;
+    const slot = (typeof k === 'string' ? 'u' : 'b') + key;
+    const had = this.items.get(slot);
+    if (had) had[1] = value;
+    else this.items.set(slot, [key, value]);
+    return true;
+  }
+
+  /** the text of a GLOBAL's module or name line, or undefined */
+  line(): string | undefined {
+    const end = this.b.indexOf(0x0a, this.pos);
+    if (end < 0) return undefined;
+    const s = this.ascii(end - this.pos);
+    this.pos++;
+    return s;
+  }
+
+  /** the top of the stack, or MARK when that is a mark or the stack is empty */
+  pop(): unknown {
+    const { stack } = this;
+    return stack.length && stack[stack.length - 1] !== MARK ? stack.pop() : MARK;
+  }
+}
+
 export function decodeMetadataPickle(b: Uint8Array): Record<string, string> | undefined {
   if (!protocolOk(b) || b[1]! < 2) return undefined;
-  const c = new Reader(b);
+  const c = new MetadataReader(b);
   const { n, stack } = c;
-  let outer: object | null = null;
-  // a str key and a bytes key of the same text are two keys to Python, as to loads()
-  const items = new Map<string, [string, string]>();
-  const text = (v: unknown) => (typeof v === 'string' ? v : v instanceof AsciiBytes ? v.text : undefined);
-  const setItem = (d: unknown, k: unknown, v: unknown): boolean => {
-    const key = text(k);
-    const value = text(v);
-    if (d !== outer || key === undefined || value === undefined) return false;
-    const slot = (typeof k === 'string' ? 'u' : 'b') + key;
-    const had = items.get(slot);
-    if (had) had[1] = value;
-    else items.set(slot, [key, value]);
-    return true;
-  };
-  /** the text of a GLOBAL's module or name line, or undefined */
-  const line = (): string | undefined => {
-    const end = b.indexOf(0x0a, c.pos);
-    if (end < 0) return undefined;
-    const s = c.ascii(end - c.pos);
-    c.pos++;
-    return s;
-  };
-  const pop = (): unknown => (stack.length && stack[stack.length - 1] !== MARK ? stack.pop() : MARK);
   while (c.pos < n) {
     const op = b[c.pos++]!;
     const step = c.common(op);
@@ -277,18 +298,18 @@ export function decodeMetadataPickle(b: Uint8Array): Record<string, string> | un
     if (step === OK) continue;
     switch (op) {
       case 0x7d: // EMPTY_DICT: the metadata dict, and no other
-        if (outer !== null || stack.length) return undefined;
-        outer = {};
-        stack.push(outer);
+        if (c.outer !== null || stack.length) return undefined;
+        c.outer = {};
+        stack.push(c.outer);
         break;
       case 0x75: // SETITEMS
-        if (!c.setItems(setItem)) return undefined;
+        if (!c.setItems()) return undefined;
         break;
       case 0x73: {
         // SETITEM
-        const v = pop();
-        const k = pop();
-        if (stack.length !== 1 || !setItem(stack[0], k, v)) return undefined;
+        const v = c.pop();
+        const k = c.pop();
+        if (stack.length !== 1 || !c.setItem(stack[0], k, v)) return undefined;
         break;
       }
       case 0x55: // SHORT_BINSTRING (Python 2's str)
@@ -307,11 +328,11 @@ export function decodeMetadataPickle(b: Uint8Array): Record<string, string> | un
         let module: unknown;
         let name: unknown;
         if (op === 0x63) {
-          module = line();
-          name = line();
+          module = c.line();
+          name = c.line();
         } else {
-          name = pop();
-          module = pop();
+          name = c.pop();
+          module = c.pop();
         }
         const g = module === '_codecs' && name === 'encode' ? ENCODE : (module === 'builtins' || module === '__builtin__') && name === 'bytes' ? BYTES : null;
         if (g === null) return undefined;
@@ -323,16 +344,16 @@ export function decodeMetadataPickle(b: Uint8Array): Record<string, string> | un
         break;
       case 0x86: {
         // TUPLE2
-        const y = pop();
-        const x = pop();
+        const y = c.pop();
+        const x = c.pop();
         if (x === MARK || y === MARK) return undefined;
         stack.push(new Pair(x, y));
         break;
       }
       case 0x52: {
         // REDUCE: only _codecs.encode(str, 'latin1'), bytes of the str's code points, and bytes()
-        const args = pop();
-        const fn = pop();
+        const args = c.pop();
+        const fn = c.pop();
         if (fn === BYTES && args === NO_ARGS) stack.push(new AsciiBytes(''));
         else if (fn === ENCODE && args instanceof Pair && typeof args.a === 'string' && (args.b === 'latin1' || args.b === 'latin-1')) stack.push(new AsciiBytes(args.a));
         else return undefined;
@@ -342,15 +363,15 @@ export function decodeMetadataPickle(b: Uint8Array): Record<string, string> | un
       case 0x6a: {
         // LONG_BINGET: of anything but the dict itself
         const v = c.get(op);
-        if (v === undefined || v === outer) return undefined;
+        if (v === undefined || v === c.outer) return undefined;
         stack.push(v);
         break;
       }
       case 0x2e: {
         // STOP
-        if (!c.stopsWith(outer)) return undefined;
+        if (!c.stopsWith(c.outer)) return undefined;
         const md: Record<string, string> = {};
-        for (const [k, v] of items.values()) md[k] = v;
+        for (const [k, v] of c.items.values()) md[k] = v;
         return md;
       }
       default:
@@ -358,6 +379,133 @@ export function decodeMetadataPickle(b: Uint8Array): Record<string, string> | un
     }
   }
   return undefined;
+}
+
+/**
+ * Writes a hash pickle at protocol 2 as CPython's pickler lays it out. A class rather than
+ * helpers made by each call: an object server encodes one per REPLICATE, and V8 drops the
+ * optimized code of closures whose context died, making it again request after request.
+ */
+class HashPickleWriter {
+  readonly out: Uint8Array;
+  at = 0;
+  private next = 0;
+  private readonly strings = new Map<string, number>();
+
+  constructor(cap: number) {
+    this.out = new Uint8Array(cap);
+  }
+
+  byte(b: number): void {
+    this.out[this.at++] = b;
+  }
+
+  u32(v: number): void {
+    const { out } = this;
+    out[this.at++] = v & 0xff;
+    out[this.at++] = (v >>> 8) & 0xff;
+    out[this.at++] = (v >>> 16) & 0xff;
+    out[this.at++] = (v >>> 24) & 0xff;
+  }
+
+  /** BINPUT or LONG_BINPUT of the next memo slot */
+  memo(): void {
+    const i = this.next++;
+    if (i < 256) {
+      this.byte(0x71); // BINPUT
+      this.byte(i);
+    } else {
+      this.byte(0x72); // LONG_BINPUT
+      this.u32(i);
+    }
+  }
+
+  /** an ASCII str, memoized by value as CPython's pickler does; false for any other */
+  str(s: string): boolean {
+    const seen = this.strings.get(s);
+    if (seen !== undefined) {
+      if (seen < 256) {
+        this.byte(0x68); // BINGET
+        this.byte(seen);
+      } else {
+        this.byte(0x6a); // LONG_BINGET
+        this.u32(seen);
+      }
+      return true;
+    }
+    this.byte(0x58); // BINUNICODE: ASCII is its own UTF-8
+    this.u32(s.length);
+    const { out } = this;
+    for (let i = 0; i < s.length; i++) {
+      const c = s.charCodeAt(i);
+      if (c >= 0x80) return false;
+      out[this.at++] = c;
+    }
+    this.strings.set(s, this.next);
+    this.memo();
+    return true;
+  }
+
+  /** a 32-bit int; false beyond */
+  int(v: number): boolean {
+    if (!Number.isInteger(v) || v < -0x80000000 || v > 0x7fffffff) return false;
+    if (v >= 0 && v <= 0xff) {
+      this.byte(0x4b); // BININT1
+      this.byte(v);
+    } else if (v >= 0 && v <= 0xffff) {
+      this.byte(0x4d); // BININT2
+      this.byte(v & 0xff);
+      this.byte(v >> 8);
+    } else {
+      this.byte(0x4a); // BININT
+      this.u32(v);
+    }
+    return true;
+  }
+
+  /**
+   * A dict: EMPTY_DICT and its memo slot, then its items as CPython's C pickler batches them (one
+   * alone with SETITEM, else MARK ... SETITEMS per 1000, and an empty batch after a full last
+   * one). `item` is one of this class's methods, not a closure.
+   */
+  dict<K, V>(d: ReadonlyMap<K, V>, item: (this: HashPickleWriter, k: K, v: V) => boolean): boolean {
+    this.byte(0x7d); // EMPTY_DICT
+    this.memo();
+    if (d.size === 0) return true;
+    if (d.size === 1) {
+      const [[k, v]] = d;
+      if (!item.call(this, k!, v!)) return false;
+      this.byte(0x73); // SETITEM
+      return true;
+    }
+    let inBatch = 0;
+    for (const [k, v] of d) {
+      if (inBatch === 0) this.byte(0x28); // MARK
+      if (!item.call(this, k, v)) return false;
+      if (++inBatch === 1000) {
+        this.byte(0x75); // SETITEMS
+        inBatch = 0;
+      }
+    }
+    if (inBatch === 0) this.byte(0x28); // the empty batch after a full one
+    this.byte(0x75);
+    return true;
+  }
+
+  hashItem(k: number | null, md5: string): boolean {
+    if (k === null) this.byte(0x4e); // NONE
+    else if (!this.int(k)) return false;
+    return this.str(md5);
+  }
+
+  suffixItem(suffix: string, h: ReadonlyMap<number | null, string> | null): boolean {
+    if (!this.str(suffix)) return false;
+    if (h === null) {
+      this.byte(0x4e); // NONE
+      return true;
+    }
+    return this.dict(h, HashPickleWriter.prototype.hashItem);
+  }
 }
 
 /**
@@ -372,106 +520,10 @@ export function encodeHashPickle(hashes: ReadonlyMap<string, ReadonlyMap<number 
     cap += 24 + s.length;
     if (h) for (const v of h.values()) cap += 24 + v.length;
   }
-  const out = new Uint8Array(cap);
-  let at = 0;
-  let next = 0;
-  const strings = new Map<string, number>();
-  const memo = () => {
-    const i = next++;
-    if (i < 256) {
-      out[at++] = 0x71; // BINPUT
-      out[at++] = i;
-    } else {
-      out[at++] = 0x72; // LONG_BINPUT
-      u32(i);
-    }
-  };
-  const u32 = (v: number) => {
-    out[at++] = v & 0xff;
-    out[at++] = (v >>> 8) & 0xff;
-    out[at++] = (v >>> 16) & 0xff;
-    out[at++] = (v >>> 24) & 0xff;
-  };
-  const str = (s: string): boolean => {
-    const seen = strings.get(s);
-    if (seen !== undefined) {
-      if (seen < 256) {
-        out[at++] = 0x68; // BINGET
-        out[at++] = seen;
-      } else {
-        out[at++] = 0x6a; // LONG_BINGET
-        u32(seen);
-      }
-      return true;
-    }
-    out[at++] = 0x58; // BINUNICODE: ASCII is its own UTF-8
-    u32(s.length);
-    for (let i = 0; i < s.length; i++) {
-      const c = s.charCodeAt(i);
-      if (c >= 0x80) return false;
-      out[at++] = c;
-    }
-    strings.set(s, next);
-    memo();
-    return true;
-  };
-  const int = (v: number): boolean => {
-    if (!Number.isInteger(v) || v < -0x80000000 || v > 0x7fffffff) return false;
-    if (v >= 0 && v <= 0xff) {
-      out[at++] = 0x4b; // BININT1
-      out[at++] = v;
-    } else if (v >= 0 && v <= 0xffff) {
-      out[at++] = 0x4d; // BININT2
-      out[at++] = v & 0xff;
-      out[at++] = v >> 8;
-    } else {
-      out[at++] = 0x4a; // BININT
-      u32(v);
-    }
-    return true;
-  };
-  /** a dict's items as the pickler batches them; false if an item is not covered */
-  const items = <K, V>(d: ReadonlyMap<K, V>, item: (k: K, v: V) => boolean): boolean => {
-    out[at++] = 0x7d; // EMPTY_DICT
-    memo();
-    if (d.size === 1) {
-      const [[k, v]] = d;
-      if (!item(k!, v!)) return false;
-      out[at++] = 0x73; // SETITEM
-      return true;
-    }
-    if (d.size === 0) return true;
-    const it = d.entries();
-    let left = d.size;
-    let full: boolean;
-    do {
-      const n = Math.min(left, 1000);
-      full = n === 1000;
-      out[at++] = 0x28; // MARK
-      for (let i = 0; i < n; i++) {
-        const [k, v] = it.next().value as [K, V];
-        if (!item(k, v)) return false;
-      }
-      out[at++] = 0x75; // SETITEMS
-      left -= n;
-    } while (full);
-    return true;
-  };
-  out[at++] = 0x80;
-  out[at++] = 2;
-  const ok = items(hashes, (suffix, h) => {
-    if (!str(suffix)) return false;
-    if (h === null) {
-      out[at++] = 0x4e; // NONE
-      return true;
-    }
-    return items(h, (k, md5) => {
-      if (k === null) out[at++] = 0x4e;
-      else if (!int(k)) return false;
-      return str(md5);
-    });
-  });
-  if (!ok) return undefined;
-  out[at++] = 0x2e; // STOP
-  return out.slice(0, at);
+  const w = new HashPickleWriter(cap);
+  w.byte(0x80); // PROTO 2
+  w.byte(2);
+  if (!w.dict(hashes, HashPickleWriter.prototype.suffixItem)) return undefined;
+  w.byte(0x2e); // STOP
+  return w.out.slice(0, w.at);
 }
