@@ -3,11 +3,13 @@
 // config, same disk). Two other primaries are down, so the proxy has to read the rotten archive.
 // A bad fragment header both servers find as they reach it; payload rot shows only in the
 // archive's MD5, which Swift's server checks after sending the whole archive and fragmend's before
-// sending its last bytes.
+// sending its last bytes (by the CRC-32 recorded with an archive fragmend's server wrote, then by
+// the MD5 that decides).
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ObjectServer } from '../../src/server/object-server.js';
@@ -79,8 +81,7 @@ describe.skipIf(!realSwiftEnabled())('a real Swift proxy reading a rotten fragme
    * proxy must read the rotten archive), runs the rotten node on Swift's or fragmend's server,
    * and GETs the object through the proxy; then brings the nodes back and GETs it again.
    */
-  async function scenario(kind: 'swift' | 'fragmend', rot: 'header' | 'payload') {
-    const object = `${kind}-${rot}`;
+  async function scenario(kind: 'swift' | 'fragmend', rot: 'header' | 'payload', object = `${kind}-${rot}`) {
     const p = await placement(object);
     const [rotten, down1, down2] = p.primaries.map((n) => sbx.nodeOfDevice(n.device).index);
     const dir = dirOf(p, p.primaries[0]!);
@@ -148,5 +149,37 @@ describe.skipIf(!realSwiftEnabled())('a real Swift proxy reading a rotten fragme
     // sees a failed read
     expect(ours.complete).toBe(false);
     expect(ours.body.length).toBeLessThan(ours.length);
+  }, 120_000);
+
+  it("payload rot in an archive fragmend's server wrote: its CRC-32 record shows it, the MD5 confirms, and the client's response is cut short the same way", async () => {
+    const object = 'fragmend-written-payload';
+    const body = Buffer.alloc(3 * 1048576 + 999);
+    for (let i = 0; i < body.length; i++) body[i] = (i * 17 + 3) & 0xff;
+    bodies.set(object, body);
+    // the first primary runs fragmend's server while the real proxy PUTs the object
+    const p = await placement(object);
+    const first = sbx.nodeOfDevice(p.primaries[0]!.device).index;
+    await sbx.stopObjectServer(first);
+    const ours = await ObjectServer.fromConfFile(sbx.node(first).conf, { logger: pino({ level: 'silent' }) });
+    await ours.start();
+    try {
+      expect((await swiftHttp(proxy, 'PUT', `/v1/${account}/${container}/${object}`, { body })).status).toBe(201);
+    } finally {
+      await ours.stop();
+      await sbx.startObjectServer(first);
+    }
+    const dir = dirOf(p, p.primaries[0]!);
+    const file = join(dir, readdirSync(dir).find((f) => f.endsWith('.data'))!);
+    const archive = readFileSync(file);
+    const xattr = await import('@napi-rs/xattr');
+    const record = (await xattr.getAttribute(file, 'user.fragmend.content_crc32'))?.toString('latin1');
+    expect(record).toBe(`crc32 ${crc32(archive).toString(16).padStart(8, '0')} ${archive.length} ${md5(archive)}`);
+    const r = await scenario('fragmend', 'payload', object);
+    expect(r.status).toBe(200);
+    expect(r.firstWrong).toBeGreaterThanOrEqual(1048576);
+    expect(r.firstWrong).toBeLessThan(2 * 1048576);
+    expect(r.complete).toBe(false);
+    expect(r.quarantined).toBe(true);
+    expect(r.againRight).toBe(true);
   }, 120_000);
 });
