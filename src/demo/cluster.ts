@@ -239,9 +239,9 @@ export class LoopbackCluster {
         await w.write(archive);
         await w.put(
           {
-          'X-Timestamp': ts.internal,
-          'Content-Type': 'application/octet-stream',
-          'Content-Length': String(archive.length),
+            'X-Timestamp': ts.internal,
+            'Content-Type': 'application/octet-stream',
+            'Content-Length': String(archive.length),
             ETag: etag,
             'X-Object-Sysmeta-Ec-Frag-Index': String(node.index),
             'X-Object-Sysmeta-Ec-Etag': md5(body),

@@ -13,11 +13,12 @@
 // their MD5 was its ETag (content-check.ts); its bytes are checked by that instead, and only one
 // that fails it is hashed with MD5, read again from the disk, to decide.
 import type { Hash } from 'node:crypto';
-import { createRequire } from 'node:module';
+import { closeSync, openSync, readSync } from 'node:fs';
+import { crc32 } from 'node:zlib';
 import { crc32Short } from '../codec/crc.js';
 import { CHECKED_HEADER_SIZE, headerProblem } from '../codec/fragment.js';
-import { contentCrc32 } from './content-check.js';
 import { DiskFileQuarantined, type ECDiskFile } from './diskfile.js';
+import { nodeCrypto } from './lazy-crypto.js';
 
 export class FragmentCheck {
   /** the checked part of the current slice's header, as far as it has been read */
@@ -63,9 +64,20 @@ export class FragmentCheck {
   }
 }
 
-/** node:crypto, loaded when an archive is first checked (a pass that reads none need not load it) */
-let cryptoModule: typeof import('node:crypto') | undefined;
-const md5 = (): Hash => (cryptoModule ??= createRequire(import.meta.url)('node:crypto') as typeof import('node:crypto')).createHash('md5');
+const md5 = (): Hash => nodeCrypto().createHash('md5');
+
+/** The MD5 (hex) of a file's bytes, read again in plain 1 MiB reads (only an archive that failed its CRC-32 is). */
+function md5OfFile(path: string): string {
+  const fd = openSync(path, 'r');
+  try {
+    const hash = md5();
+    const buf = Buffer.allocUnsafe(1 << 20);
+    for (let n: number; (n = readSync(fd, buf, 0, buf.length, null)) > 0; ) hash.update(buf.subarray(0, n));
+    return hash.digest('hex');
+  } finally {
+    closeSync(fd);
+  }
+}
 
 export interface ArchiveReadCheckOptions {
   /** The archive's Content-Length. */
@@ -78,7 +90,7 @@ export interface ArchiveReadCheckOptions {
    */
   crc32?: number | null;
   /** The MD5 (hex) of the archive as it is on the disk now, read again; see `crc32`. */
-  md5OfFile?: () => Promise<string>;
+  md5OfFile?: () => string;
   /** The policy's fragment_size, for an EC archive; none: no fragment headers checked. */
   fragmentSize?: number;
   /** Moves the archive to quarantine (Swift's quarantine_renamer). */
@@ -103,8 +115,8 @@ export function diskFileCheck(df: ECDiskFile, log: { warn(msg: string): void } |
     size: df.contentLength,
     etag: opts.md5 === false ? undefined : df.datafileMetadata.ETag,
     crc32: df.contentCrc32,
-    md5OfFile: async () => {
-      const md5 = await md5OfFile(dataFile);
+    md5OfFile: () => {
+      const md5 = md5OfFile(dataFile);
       if (md5 === df.datafileMetadata.ETag) log?.warn(`The content check recorded with ${dataFile} does not match its bytes, which match its ETag`);
       return md5;
     },
@@ -124,24 +136,6 @@ export function diskFileCheck(df: ECDiskFile, log: { warn(msg: string): void } |
  * rebuild, a push or a GET never hands on the archive's end. Swift sends them and quarantines
  * after; what it rebuilt from them, pushed or served has gone out by then.
  */
-/** The MD5 (hex) of a file's bytes, read in 1 MiB pieces. */
-async function md5OfFile(path: string): Promise<string> {
-  const { open } = await import('node:fs/promises');
-  const fh = await open(path, 'r');
-  try {
-    const hash = md5();
-    const buf = Buffer.allocUnsafe(1 << 20);
-    for (;;) {
-      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
-      if (bytesRead === 0) break;
-      hash.update(buf.subarray(0, bytesRead));
-    }
-    return hash.digest('hex');
-  } finally {
-    await fh.close();
-  }
-}
-
 export class ArchiveReadCheck {
   private readonly frags: FragmentCheck | null;
   private readonly hash: Hash | null;
@@ -170,7 +164,7 @@ export class ArchiveReadCheck {
     if (this.read > this.o.size) return this.fail(`Bytes read: ${this.read}, does not match metadata: ${this.o.size}`);
     const bad = this.frags?.take(chunk);
     if (bad) return this.fail(bad);
-    if (this.crc !== null) this.crc = contentCrc32(chunk, this.crc);
+    if (this.crc !== null) this.crc = crc32(chunk, this.crc);
     else this.hash?.update(chunk);
     if (this.read === this.o.size && this.o.endChecks !== false) return this.end();
   }
@@ -186,9 +180,13 @@ export class ArchiveReadCheck {
   private async end(): Promise<void> {
     this.complete = true;
     let got = this.hash?.digest('hex');
-    if (this.crc !== null && this.crc !== this.o.crc32! >>> 0) {
+    if (this.crc !== null && this.crc !== this.o.crc32) {
       // rot, or a record gone bad: the MD5 of what the disk holds decides
-      got = this.o.md5OfFile ? await this.o.md5OfFile().catch((e: Error) => `unreadable (${e.message})`) : `not taken (CRC-32 ${this.crc.toString(16)} recorded ${(this.o.crc32! >>> 0).toString(16)})`;
+      try {
+        got = this.o.md5OfFile?.() ?? `not taken (its CRC-32 ${this.crc.toString(16)} is not the ${this.o.crc32!.toString(16)} recorded)`;
+      } catch (e) {
+        got = `unreadable (${(e as Error).message})`;
+      }
     }
     if (got !== undefined && got !== this.o.etag) return this.fail(`ETag ${this.o.etag} and file's md5 ${got} do not match`);
     const bad = this.frags?.finish();

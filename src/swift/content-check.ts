@@ -8,8 +8,6 @@
 // MD5 was the ETag, so bytes that still match it match the ETag. A record that does not name the
 // file's current size and ETag is not used. A file that fails it is checked by its MD5 before
 // anything is done about it: a record that went bad itself costs a second read, never an archive.
-import { crc32 } from 'node:zlib';
-
 export interface ContentCheck {
   crc32: number;
   size: number;
@@ -19,16 +17,11 @@ export interface ContentCheck {
 const FORMAT = /^crc32 ([0-9a-f]{8}) (\d{1,16}) ([0-9a-f]{32})$/;
 
 export function formatContentCheck(c: ContentCheck): string {
-  return `crc32 ${(c.crc32 >>> 0).toString(16).padStart(8, '0')} ${c.size} ${c.etag}`;
+  return `crc32 ${c.crc32.toString(16).padStart(8, '0')} ${c.size} ${c.etag}`;
 }
 
 /** The record, or null when it is not one this version writes. */
 export function parseContentCheck(value: string): ContentCheck | null {
   const m = FORMAT.exec(value);
   return m ? { crc32: parseInt(m[1]!, 16), size: Number(m[2]), etag: m[3]! } : null;
-}
-
-/** zlib's CRC-32 of `chunk`, continuing from `prev` (0 to start). */
-export function contentCrc32(chunk: Uint8Array, prev: number): number {
-  return crc32(chunk, prev);
 }

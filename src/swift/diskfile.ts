@@ -6,6 +6,7 @@ import { openSync, readdirSync, renameSync, statSync, writeSync } from 'node:fs'
 import { open, readdir, rmdir, OpenFile } from './afs.js';
 import { fsyncDir, isFileOlder, isMountSync, makeDirs, removeFile, renamer } from './fsutil.js';
 import { basename, dirname, join } from 'node:path';
+import { crc32 } from 'node:zlib';
 import { hashPath } from './hash-path.js';
 import { randomHex } from './lazy-crypto.js';
 import { Md5 } from './md5.js';
@@ -21,7 +22,7 @@ import {
   type FragPref,
   type OnDiskInfo,
 } from './ondisk.js';
-import { contentCrc32, formatContentCheck, parseContentCheck } from './content-check.js';
+import { formatContentCheck, parseContentCheck } from './content-check.js';
 import { DiskFileBadMetadataChecksum, DiskFileNotExist, encodeSurrogateEscape, readMetadataAndCheck, writeMetadata, type Metadata } from './metadata.js';
 import { policyString, type StoragePolicy } from './policies.js';
 import { Timestamp } from './timestamp.js';
@@ -439,8 +440,7 @@ export class ECDiskFile {
     }
     const dataFile = join(this.datadir, info.dataInfo.filename);
     this.dataFile = dataFile;
-    let contentCheck: string | null = null;
-    const dataMd = await this.failsafeReadMetadata(dataFile, (c) => (contentCheck = c));
+    const { md: dataMd, contentCheck } = await this.failsafeReadMetadataAndCheck(dataFile);
     this.datafileMd = dataMd;
     let md: Metadata = {};
     if (info.metaInfo) {
@@ -469,11 +469,14 @@ export class ECDiskFile {
     return this;
   }
 
-  private async failsafeReadMetadata(path: string, contentCheck?: (value: string | null) => void): Promise<Metadata> {
+  private async failsafeReadMetadata(path: string): Promise<Metadata> {
+    return (await this.failsafeReadMetadataAndCheck(path)).md;
+  }
+
+  /** The file's metadata, quarantining it when that cannot be read, and its content check record as stored. */
+  private async failsafeReadMetadataAndCheck(path: string): Promise<{ md: Metadata; contentCheck: string | null }> {
     try {
-      const { md, contentCheck: check } = await readMetadataAndCheck(path);
-      contentCheck?.(check);
-      return md;
+      return await readMetadataAndCheck(path);
     } catch (e) {
       if (e instanceof DiskFileNotExist) throw e;
       if (e instanceof DiskFileBadMetadataChecksum) throw await this.quarantine(path, e.message);
@@ -604,7 +607,7 @@ export class ECDiskFileWriter {
     let off = 0;
     while (off < chunk.length) off += writeSync(this.fh.fd, chunk, off, chunk.length - off);
     this.written += chunk.length;
-    this.crc = contentCrc32(chunk, this.crc);
+    this.crc = crc32(chunk, this.crc);
   }
 
   get bytesWritten(): number {
