@@ -76,6 +76,25 @@ describe.skipIf(!realSwiftEnabled())('a real Swift proxy reading a rotten fragme
   const placement = (object: string) => sbx.diskfileOk<Placement>({ op: 'get_nodes', policy: 1, account, container, object });
   const dirOf = (p: Placement, n: NodeInfo) => join(sbx.nodeOfDevice(n.device).devicesRoot, n.device, 'objects-1', String(p.partition), p.hash.slice(-3), p.hash);
 
+  /** The .data file of the object's first primary. */
+  const firstArchive = (p: Placement) => {
+    const dir = dirOf(p, p.primaries[0]!);
+    return join(dir, readdirSync(dir).find((f) => f.endsWith('.data'))!);
+  };
+
+  /** Runs fn while a node serves with fragmend's object server in place of Swift's. */
+  async function withFragmendServer<T>(node: number, fn: () => Promise<T>): Promise<T> {
+    await sbx.stopObjectServer(node);
+    const ours = await ObjectServer.fromConfFile(sbx.node(node).conf, { logger: pino({ level: 'silent' }) });
+    try {
+      await ours.start();
+      return await fn();
+    } finally {
+      await ours.stop();
+      await sbx.startObjectServer(node);
+    }
+  }
+
   /**
    * Spoils the archive of the object's first primary, takes two other primaries down (so the
    * proxy must read the rotten archive), runs the rotten node on Swift's or fragmend's server,
@@ -84,8 +103,7 @@ describe.skipIf(!realSwiftEnabled())('a real Swift proxy reading a rotten fragme
   async function scenario(kind: 'swift' | 'fragmend', rot: 'header' | 'payload', object = `${kind}-${rot}`) {
     const p = await placement(object);
     const [rotten, down1, down2] = p.primaries.map((n) => sbx.nodeOfDevice(n.device).index);
-    const dir = dirOf(p, p.primaries[0]!);
-    const file = join(dir, readdirSync(dir).find((f) => f.endsWith('.data'))!);
+    const file = firstArchive(p);
     const bytes = readFileSync(file);
     expect(bytes.length).toBeGreaterThan(3 * FRAG);
     // a bad metadata checksum in the second fragment's header, or a flipped payload byte under
@@ -94,19 +112,12 @@ describe.skipIf(!realSwiftEnabled())('a real Swift proxy reading a rotten fragme
     writeFileSync(file, bytes);
     await sbx.stopObjectServer(down1!);
     await sbx.stopObjectServer(down2!);
-    let ours: ObjectServer | undefined;
-    if (kind === 'fragmend') {
-      await sbx.stopObjectServer(rotten!);
-      ours = await ObjectServer.fromConfFile(sbx.node(rotten!).conf, { logger: pino({ level: 'silent' }) });
-      await ours.start();
-    }
     const want = bodies.get(object)!;
+    const get = () => clientGet(proxy, `/v1/${account}/${container}/${object}`);
     let got: ClientGet;
     try {
-      got = await clientGet(proxy, `/v1/${account}/${container}/${object}`);
+      got = kind === 'fragmend' ? await withFragmendServer(rotten!, get) : await get();
     } finally {
-      await ours?.stop();
-      if (kind === 'fragmend') await sbx.startObjectServer(rotten!);
       await sbx.startObjectServer(down1!);
       await sbx.startObjectServer(down2!);
     }
@@ -114,6 +125,15 @@ describe.skipIf(!realSwiftEnabled())('a real Swift proxy reading a rotten fragme
     const quarantined = existsSync(join(sbx.nodeOfDevice(p.primaries[0]!.device).devicesRoot, p.primaries[0]!.device, 'quarantined', 'objects-1', p.hash));
     const again = await clientGet(proxy, `/v1/${account}/${container}/${object}`);
     return { ...got, firstWrong, quarantined, againRight: again.status === 200 && again.complete && again.body.equals(want) };
+  }
+
+  /** Payload rot in the second segment's fragment: what the client got is right up to that segment, and the archive is quarantined. */
+  function expectPayloadRotShown(r: Awaited<ReturnType<typeof scenario>>) {
+    expect(r.status).toBe(200);
+    expect(r.firstWrong).toBeGreaterThanOrEqual(1048576);
+    expect(r.firstWrong).toBeLessThan(2 * 1048576);
+    expect(r.quarantined).toBe(true);
+    expect(r.againRight).toBe(true);
   }
 
   it('a bad fragment header: both servers cut the fragment stream there; the client gets the segments before it, no wrong byte, and a response cut short', async () => {
@@ -136,13 +156,7 @@ describe.skipIf(!realSwiftEnabled())('a real Swift proxy reading a rotten fragme
     const ours = await scenario('fragmend', 'payload');
     // the flipped byte is in the second segment's fragment, which the proxy decodes and sends
     // before the archive's end, where its MD5 shows the rot
-    for (const r of [swift, ours]) {
-      expect(r.status).toBe(200);
-      expect(r.firstWrong).toBeGreaterThanOrEqual(1048576);
-      expect(r.firstWrong).toBeLessThan(2 * 1048576);
-      expect(r.quarantined).toBe(true);
-      expect(r.againRight).toBe(true);
-    }
+    for (const r of [swift, ours]) expectPayloadRotShown(r);
     // Swift's server sends the whole archive and quarantines it after: nothing tells the client
     expect(swift.complete).toBe(true);
     // fragmend's cuts it before its last bytes: the proxy cannot finish the object, and the client
@@ -158,28 +172,15 @@ describe.skipIf(!realSwiftEnabled())('a real Swift proxy reading a rotten fragme
     bodies.set(object, body);
     // the first primary runs fragmend's server while the real proxy PUTs the object
     const p = await placement(object);
-    const first = sbx.nodeOfDevice(p.primaries[0]!.device).index;
-    await sbx.stopObjectServer(first);
-    const ours = await ObjectServer.fromConfFile(sbx.node(first).conf, { logger: pino({ level: 'silent' }) });
-    await ours.start();
-    try {
-      expect((await swiftHttp(proxy, 'PUT', `/v1/${account}/${container}/${object}`, { body })).status).toBe(201);
-    } finally {
-      await ours.stop();
-      await sbx.startObjectServer(first);
-    }
-    const dir = dirOf(p, p.primaries[0]!);
-    const file = join(dir, readdirSync(dir).find((f) => f.endsWith('.data'))!);
+    const put = await withFragmendServer(sbx.nodeOfDevice(p.primaries[0]!.device).index, () => swiftHttp(proxy, 'PUT', `/v1/${account}/${container}/${object}`, { body }));
+    expect(put.status).toBe(201);
+    const file = firstArchive(p);
     const archive = readFileSync(file);
     const xattr = await import('@napi-rs/xattr');
     const record = (await xattr.getAttribute(file, 'user.fragmend.content_crc32'))?.toString('latin1');
     expect(record).toBe(`crc32 ${crc32(archive).toString(16).padStart(8, '0')} ${archive.length} ${md5(archive)}`);
     const r = await scenario('fragmend', 'payload', object);
-    expect(r.status).toBe(200);
-    expect(r.firstWrong).toBeGreaterThanOrEqual(1048576);
-    expect(r.firstWrong).toBeLessThan(2 * 1048576);
+    expectPayloadRotShown(r);
     expect(r.complete).toBe(false);
-    expect(r.quarantined).toBe(true);
-    expect(r.againRight).toBe(true);
   }, 120_000);
 });
