@@ -3,8 +3,9 @@
 //   1. restoring a wiped device on an all-Swift cluster: wall seconds, MiB/s of fragment archives
 //      restored, CPU seconds of the reconstructor processes;
 //   2. the same restore with fragmend's object servers on every node, on a second cluster with
-//      the same rings and data (each cluster's object servers are started once and warmed by
-//      unmeasured restores; then every kind of restore takes its turn in every round);
+//      the same rings and data, written through the proxy to those servers (each cluster's
+//      object servers are started once and warmed by unmeasured restores; then every kind of
+//      restore takes its turn in every round);
 //   3. a pass with nothing to do over a 1024-partition ring whose partitions hold objects;
 //   4. peak RSS of a reconstructor rebuilding a lost archive of a 1 MiB and of a big object.
 //
@@ -617,9 +618,11 @@ interface RestoreCluster {
 }
 
 /**
- * A Swift cluster with the restore's data written through the real proxy, then served by
- * `servers`' object servers. Every cluster made here has the same rings (same seed) and the same
- * objects (same names and bodies), so the same archives on the same devices.
+ * A Swift cluster whose object servers are `servers`' from the start: the restore's data is
+ * written through the real proxy to them, as it is on a cluster that runs them, so on
+ * fragmend's every archive carries the CRC-32 record its server keeps. Every cluster made here
+ * has the same rings (same seed) and the same objects (same names and bodies), so the same
+ * archives on the same devices.
  */
 async function restoreCluster(servers: Servers, benches: Bench[]): Promise<RestoreCluster> {
   note(`restore: creating an 8-node Swift 2.30 cluster (EC 4+2 liberasurecode_rs_vand) for ${servers}'s object servers`);
@@ -627,6 +630,7 @@ async function restoreCluster(servers: Servers, benches: Bench[]): Promise<Resto
   const b = new Bench(sbx);
   benches.push(b);
   await sbx.startAll();
+  await b.useServers(servers);
   const proxy = Number(new URL(await sbx.startProxy()).port);
   await putContainer(proxy, 'restore');
   const sizes = restoreSizes(RESTORE_OBJECTS);
@@ -659,7 +663,6 @@ async function restoreCluster(servers: Servers, benches: Bench[]): Promise<Resto
   const lostMiB = lostFiles.reduce((a, k) => a + before.get(k)!.size, 0) / MiB;
   note(`restore: the victim device ${victim.devices[0]} holds ${lostFiles.length} fragment archives, ${lostMiB.toFixed(1)} MiB`);
   const others = [...Array(NODES).keys()].filter((i) => i !== VICTIM);
-  await b.useServers(servers);
 
   let wipes = 0;
   const restoreOnce = async (daemon: Daemon, mode: Mode): Promise<RestoreSample> => {
@@ -1109,7 +1112,7 @@ function report(m: ReturnType<typeof machine>, restore: Awaited<ReturnType<typeo
     `machine: ${m.cpu}, ${m.cores} cores, ${m.memGiB} GiB, Linux ${m.kernel}, Node ${m.node}; load average ${m.loadavgAtStart.join(' ')} at the start, ${m.loadavgAtEnd.join(' ')} at the end`,
     `cluster: ${NODES} object nodes on loopback, 1 device each, EC 4+2 liberasurecode_rs_vand, 1 MiB segments, concurrency 1, log_level INFO`,
     `environment: fragmend's processes run without NODE_EXTRA_CA_CERTS${env.NODE_EXTRA_CA_CERTS ? ' (set here: Node would parse that bundle at every start)' : ''}; Swift's do not read it`,
-    `restore: ${restore.objects} objects (${f(restore.dataSetMiB, 1)} MiB) written through the real proxy, part power 6; device d${VICTIM} wiped (${restore.lostFiles} fragment archives, ${f(restore.lostMiB, 1)} MiB),`,
+    `restore: ${restore.objects} objects (${f(restore.dataSetMiB, 1)} MiB) written through the real proxy to each cluster's own object servers, part power 6; device d${VICTIM} wiped (${restore.lostFiles} fragment archives, ${f(restore.lostMiB, 1)} MiB),`,
     `  then the reconstructor --once on the 7 other nodes until every lost file is back byte-identical (md5 + metadata); parallel: all 7 at once,`,
     `  as in a cluster; sequential: one node after another, so no daemon competes with another for the cores; ${ROUNDS} rounds, order rotated`,
     `no-op: part power ${NOOP_PART_POWER} (1024 partitions, ${noop.partitionsPerNode} per node), ${NOOP_OBJECTS} objects; timed nodes ${noop.nodes.join(', ')} hold ${noop.occupied.join(', ')} partition dirs;`,
