@@ -227,6 +227,8 @@ export class LoopbackCluster {
       frags.forEach((f, i) => archives[i]!.push(f));
     }
     const ts = Timestamp.now();
+    const bodyEtag = md5(body);
+    const scheme = `${policy.ec!.ecType} ${policy.ec!.ndata}+${policy.ec!.nparity}`;
     const out: Array<{ device: string; file: string; md5: string; size: number }> = [];
     for (const node of nodes) {
       const archive = Buffer.concat(archives[node.index]!);
@@ -244,9 +246,9 @@ export class LoopbackCluster {
             'Content-Length': String(archive.length),
             ETag: etag,
             'X-Object-Sysmeta-Ec-Frag-Index': String(node.index),
-            'X-Object-Sysmeta-Ec-Etag': md5(body),
+            'X-Object-Sysmeta-Ec-Etag': bodyEtag,
             'X-Object-Sysmeta-Ec-Content-Length': String(body.length),
-            'X-Object-Sysmeta-Ec-Scheme': `${policy.ec!.ecType} ${policy.ec!.ndata}+${policy.ec!.nparity}`,
+            'X-Object-Sysmeta-Ec-Scheme': scheme,
             'X-Object-Sysmeta-Ec-Segment-Size': String(seg),
           },
           '.data',
