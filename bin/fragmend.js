@@ -7,7 +7,8 @@
 // The cache lives in $FRAGMEND_CACHE_DIR, else $XDG_CACHE_HOME/fragmend, else
 // ~/.cache/fragmend, and only in a directory owned by this user that nobody else can write to
 // (a cache is code this process runs). FRAGMEND_CACHE_DIR= (empty) turns it off. A cache that
-// does not match this bundle, Node and flags is not used, and is written again.
+// does not match this bundle, Node and flags is not used, and is written again; the cache of an
+// earlier build of the bundle at the same path is removed then, others after a week unused.
 //
 // Each command has its own cache, holding the functions its writer ran. A later run of the
 // command that compiled clearly more (the first run found nothing to rebuild, say) writes it
@@ -58,14 +59,17 @@ function loadBundle(st) {
   const src = readFileSync(BUNDLE, 'utf8');
   const dir = cacheDir();
   let cachePath = null;
+  let slot = '';
   let cachedData;
   let writerBytecode = 0;
   if (dir) {
     // Node's own options that leave V8's code alone (profiles, inspector) do not change the key
     const flags = process.execArgv.filter((a) => !/^--(cpu-prof|heap-prof|inspect|diagnostic-dir|report)/.test(a));
     const command = /^[a-z][a-z-]{0,30}$/.test(process.argv[2] ?? '') ? process.argv[2] : '';
-    const key = fnv([BUNDLE, st.size, st.mtimeMs, process.version, process.arch, flags.join(' '), command].join('\0'));
-    cachePath = join(dir, `cli-${process.version}-${key}.v8`);
+    // named for where it applies (this bundle's path, Node, flags, command), then for which
+    // build of the bundle: a new build's cache replaces the last one's at once
+    slot = `cli-${process.version}-${fnv([BUNDLE, process.arch, flags.join(' '), command].join('\0'))}-`;
+    cachePath = join(dir, `${slot}${fnv([st.size, st.mtimeMs].join('\0'))}.v8`);
     try {
       const file = readFileSync(cachePath);
       if (file.length > HEADER && file.readUInt32LE(0) === MAGIC) {
@@ -105,11 +109,12 @@ function loadBundle(st) {
           closeSync(fd);
         }
         renameSync(tmp, cachePath);
-        // caches of other builds or Node versions, unused for a week, go
+        // an earlier build's cache for the same slot goes now; caches of other paths, flags or
+        // Node versions when unused for a week
         const weekAgo = Date.now() - 7 * 86400_000;
         for (const f of readdirSync(dir)) {
           const p = join(dir, f);
-          if (p !== cachePath && /^cli-.*\.v8$/.test(f) && statSync(p).mtimeMs < weekAgo) unlinkSync(p);
+          if (p !== cachePath && /^cli-.*\.v8$/.test(f) && (f.startsWith(slot) || statSync(p).mtimeMs < weekAgo)) unlinkSync(p);
         }
       } catch {
         try {

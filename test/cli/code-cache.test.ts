@@ -96,6 +96,24 @@ describe('the code cache', () => {
     expect(cacheFiles(cache).sort()).toEqual(before);
   });
 
+  it("an earlier build's cache for the same command goes as soon as the new build's is written", async () => {
+    const cache = join(dir, 'c6');
+    await encode({ FRAGMEND_CACHE_DIR: cache });
+    const [file] = cacheFiles(cache);
+    // cli-<node>-<slot>-<build>.v8: the slot names the bundle's path, Node, flags and command
+    const m = /^(cli-v[^-]+-[0-9a-f]{8}-)([0-9a-f]{8})\.v8$/.exec(file!);
+    expect(m).not.toBeNull();
+    // as if the bundle had been rebuilt since: this build's cache is not there, an older one is
+    const stale = `${m![1]}00000000.v8`;
+    writeFileSync(join(cache, stale), readFileSync(join(cache, file!)));
+    rmSync(join(cache, file!));
+    // a recent cache of another slot (another path, or other flags) stays
+    const other = 'cli-v20.0.0-ffffffff-00000000.v8';
+    writeFileSync(join(cache, other), 'x');
+    await encode({ FRAGMEND_CACHE_DIR: cache });
+    expect(cacheFiles(cache).sort()).toEqual([file!, other].sort());
+  });
+
   it("each command has its own cache, rewritten when a run compiled clearly more than its writer", async () => {
     const cache = join(dir, 'c5');
     const cli = (args: string[]) => run(process.execPath, [BIN, ...args], { env: { ...process.env, FRAGMEND_CACHE_DIR: cache } });
