@@ -22,5 +22,8 @@ describe('fragmend demo', () => {
     const dir = /loopback Swift EC cluster of 8 fragmend object servers in (\S+)/.exec(stdout)![1]!;
     expect(dir.startsWith(tmpdir())).toBe(true);
     expect(existsSync(dir)).toBe(false);
+    // and it does not point to a log that went with it
+    expect(stdout).toMatch(/reconstructor log: removed with the cluster/);
+    expect(stdout).not.toContain(`reconstructor log: ${dir}`);
   });
 });
