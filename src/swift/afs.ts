@@ -31,6 +31,11 @@ export class OpenFile {
     return fsync(this.fd);
   }
 
+  /** Up to `length` bytes into `buf` at `offset`, from the current position; resolves with how many came. */
+  read(buf: Uint8Array, offset: number, length: number): Promise<number> {
+    return new Promise((resolve, reject) => fs.read(this.fd, buf, offset, length, null, (err, n) => (err ? reject(err) : resolve(n))));
+  }
+
   /** The whole file from the start (as FileHandle.readFile reads a file opened for reading). */
   readFile(): Promise<Buffer> {
     return readFd(this.fd);

@@ -13,10 +13,10 @@
 // their MD5 was its ETag (content-check.ts); its bytes are checked by that instead, and only one
 // that fails it is hashed with MD5, read again from the disk, to decide.
 import type { Hash } from 'node:crypto';
-import { closeSync, openSync, readSync } from 'node:fs';
 import { crc32 } from 'node:zlib';
 import { crc32Short } from '../codec/crc.js';
 import { CHECKED_HEADER_SIZE, headerProblem } from '../codec/fragment.js';
+import { open } from './afs.js';
 import { DiskFileQuarantined, type ECDiskFile } from './diskfile.js';
 import { nodeCrypto } from './lazy-crypto.js';
 
@@ -66,16 +66,20 @@ export class FragmentCheck {
 
 const md5 = (): Hash => nodeCrypto().createHash('md5');
 
-/** The MD5 (hex) of a file's bytes, read again in plain 1 MiB reads (only an archive that failed its CRC-32 is). */
-function md5OfFile(path: string): string {
-  const fd = openSync(path, 'r');
+/**
+ * The MD5 (hex) of a file's bytes, read again in 1 MiB pieces (only an archive that failed its
+ * CRC-32 is). Through the thread pool: an archive may be gigabytes, and the server reading it
+ * goes on serving meanwhile.
+ */
+async function md5OfFile(path: string): Promise<string> {
+  const fh = await open(path, 'r');
   try {
     const hash = md5();
     const buf = Buffer.allocUnsafe(1 << 20);
-    for (let n: number; (n = readSync(fd, buf, 0, buf.length, null)) > 0; ) hash.update(buf.subarray(0, n));
+    for (let n: number; (n = await fh.read(buf, 0, buf.length)) > 0; ) hash.update(buf.subarray(0, n));
     return hash.digest('hex');
   } finally {
-    closeSync(fd);
+    fh.closeSync();
   }
 }
 
@@ -90,7 +94,7 @@ export interface ArchiveReadCheckOptions {
    */
   crc32?: number | null;
   /** The MD5 (hex) of the archive as it is on the disk now, read again; see `crc32`. */
-  md5OfFile?: () => string;
+  md5OfFile?: () => Promise<string>;
   /** The policy's fragment_size, for an EC archive; none: no fragment headers checked. */
   fragmentSize?: number;
   /** Moves the archive to quarantine (Swift's quarantine_renamer). */
@@ -115,8 +119,8 @@ export function diskFileCheck(df: ECDiskFile, log: { warn(msg: string): void } |
     size: df.contentLength,
     etag: opts.md5 === false ? undefined : df.datafileMetadata.ETag,
     crc32: df.contentCrc32,
-    md5OfFile: () => {
-      const md5 = md5OfFile(dataFile);
+    md5OfFile: async () => {
+      const md5 = await md5OfFile(dataFile);
       if (md5 === df.datafileMetadata.ETag) log?.warn(`The content check recorded with ${dataFile} does not match its bytes, which match its ETag`);
       return md5;
     },
@@ -182,11 +186,9 @@ export class ArchiveReadCheck {
     let got = this.hash?.digest('hex');
     if (this.crc !== null && this.crc !== this.o.crc32) {
       // rot, or a record gone bad: the MD5 of what the disk holds decides
-      try {
-        got = this.o.md5OfFile?.() ?? `not taken (its CRC-32 ${this.crc.toString(16)} is not the ${this.o.crc32!.toString(16)} recorded)`;
-      } catch (e) {
-        got = `unreadable (${(e as Error).message})`;
-      }
+      got = this.o.md5OfFile
+        ? await this.o.md5OfFile().catch((e: Error) => `unreadable (${e.message})`)
+        : `not taken (its CRC-32 ${this.crc.toString(16)} is not the ${this.o.crc32!.toString(16)} recorded)`;
     }
     if (got !== undefined && got !== this.o.etag) return this.fail(`ETag ${this.o.etag} and file's md5 ${got} do not match`);
     const bad = this.frags?.finish();
