@@ -56,6 +56,8 @@ async function filesUnder(dir: string): Promise<string[]> {
 
 export async function runDemo(a: { objects: number; keep: boolean }): Promise<number> {
   const started = Date.now();
+  /** the cluster's directory stays after the demo (its log with it) */
+  const keepDir = !!process.env.FRAGMEND_DEMO_KEEP_DIR;
   const cluster = await LoopbackCluster.create({
     nodes: 8,
     devicesPerNode: 2,
@@ -164,9 +166,8 @@ export async function runDemo(a: { objects: number; keep: boolean }): Promise<nu
     console.log(`  fragment archives restored byte-identical: ${restored}/${lost.length}${stray > 0 ? ` (+${stray} unexpected)` : ''}`);
     console.log(`  objects that decode to their original bytes: ${decoded}/${objects.length}`);
     console.log(`  rebuilt ${rebuilt} archives, ${mib(rebuiltBytes)} MiB, in ${seconds.toFixed(2)} s over ${pass} pass${pass === 1 ? '' : 'es'} (${(rebuiltBytes / 1e6 / Math.max(seconds, 1e-3)).toFixed(1)} MB/s), ${daemons.length} reconstructors`);
-    // the cluster's directory, the log with it, goes when the demo ends unless it is kept
-    const kept = a.keep || !!process.env.FRAGMEND_DEMO_KEEP_DIR;
-    console.log(`  reconstructor log: ${kept ? logFile : 'removed with the cluster (--keep leaves both)'}`);
+    // with --keep the cluster, its log with it, runs on until Ctrl-C
+    console.log(`  reconstructor log: ${a.keep || keepDir ? logFile : 'removed with the cluster (--keep leaves both)'}`);
     console.log(`  total time ${((Date.now() - started) / 1000).toFixed(1)} s`);
     if (a.keep) {
       console.log('\nThe cluster keeps running (Ctrl-C stops it and removes it). Try:');
@@ -181,7 +182,7 @@ export async function runDemo(a: { objects: number; keep: boolean }): Promise<nu
     return ok ? 0 : 1;
   } finally {
     process.off('SIGINT', onSigint);
-    if (!process.env.FRAGMEND_DEMO_KEEP_DIR) await cleanup();
+    if (!keepDir) await cleanup();
   }
 }
 
