@@ -125,6 +125,7 @@ export async function runDemo(a: { objects: number; keep: boolean }): Promise<nu
     let rebuilt = 0;
     let rebuiltBytes = 0;
     let pass = 0;
+    let partitions = 0;
     for (; pass < 5 && (await missing()) > 0 && !interrupted; pass++) {
       const progress = setInterval(() => {
         const done = daemons.reduce((s, d) => s + d.stats.reconstructionPartCount, 0);
@@ -138,6 +139,7 @@ export async function runDemo(a: { objects: number; keep: boolean }): Promise<nu
       const refused = passes.reduce((s, p) => s + p.failures.ssync, 0);
       rebuilt += r;
       rebuiltBytes += passes.reduce((s, p) => s + p.bytesRebuilt, 0);
+      partitions += passes.reduce((s, p) => s + p.reconstructionPartCount, 0);
       endBar(
         `reconstruction pass ${pass + 1}`,
         passes.reduce((s, p) => s + p.reconstructionPartCount, 0),
@@ -165,7 +167,11 @@ export async function runDemo(a: { objects: number; keep: boolean }): Promise<nu
     console.log(ok ? 'healed.' : 'NOT healed.');
     console.log(`  fragment archives restored byte-identical: ${restored}/${lost.length}${stray > 0 ? ` (+${stray} unexpected)` : ''}`);
     console.log(`  objects that decode to their original bytes: ${decoded}/${objects.length}`);
-    console.log(`  rebuilt ${rebuilt} archives, ${mib(rebuiltBytes)} MiB, in ${seconds.toFixed(2)} s over ${pass} pass${pass === 1 ? '' : 'es'} (${(rebuiltBytes / 1e6 / Math.max(seconds, 1e-3)).toFixed(1)} MB/s), ${daemons.length} reconstructors`);
+    // The time is mostly the walk: every partition's partners asked for their hashes (a few
+    // thousand requests), and the archives here are small. A byte rate would say little.
+    const per = (n: number) => (n / Math.max(seconds, 1e-3)).toFixed(0);
+    console.log(`  rebuilt ${rebuilt} archives, ${mib(rebuiltBytes)} MiB, in ${seconds.toFixed(2)} s over ${pass} pass${pass === 1 ? '' : 'es'} of ${partitions} partitions (${per(rebuilt)} archives/s, ${per(partitions)} partitions/s)`);
+    console.log(`  ${daemons.length} reconstructors and 8 object servers, all in this one process`);
     // with --keep the cluster, its log with it, runs on until Ctrl-C
     console.log(`  reconstructor log: ${a.keep || keepDir ? logFile : 'removed with the cluster (--keep leaves both)'}`);
     console.log(`  total time ${((Date.now() - started) / 1000).toFixed(1)} s`);
@@ -183,6 +189,8 @@ export async function runDemo(a: { objects: number; keep: boolean }): Promise<nu
   } finally {
     process.off('SIGINT', onSigint);
     if (!keepDir) await cleanup();
+    // the directory stays, the servers do not (they would keep this process running)
+    else await cluster.stopAll().catch(() => undefined);
   }
 }
 
