@@ -139,10 +139,11 @@ export async function runDemo(a: { objects: number; keep: boolean }): Promise<nu
       const refused = passes.reduce((s, p) => s + p.failures.ssync, 0);
       rebuilt += r;
       rebuiltBytes += passes.reduce((s, p) => s + p.bytesRebuilt, 0);
-      partitions += passes.reduce((s, p) => s + p.reconstructionPartCount, 0);
+      const parts = passes.reduce((s, p) => s + p.reconstructionPartCount, 0);
+      partitions += parts;
       endBar(
         `reconstruction pass ${pass + 1}`,
-        passes.reduce((s, p) => s + p.reconstructionPartCount, 0),
+        parts,
         passes.reduce((s, p) => s + p.partCount, 0),
         ` partitions, ${r} archives rebuilt in ${((Date.now() - passStart) / 1000).toFixed(2)} s${refused ? `, ${refused} SSYNC sessions refused by busy receivers (retried next pass)` : ''}`,
       );
