@@ -9,7 +9,8 @@ import type { Logger } from 'pino';
 import { ECDriver, type ECType } from '../codec/index.js';
 import { HeldLog, rebuildFragmentArchive, RebuildFailed, type FragmentNode, type RebuiltArchive, type SourceCheck, type SourceFailure } from '../replication/fragment-fetcher.js';
 import { PeerPools } from '../replication/peers.js';
-import { replicate, ReplicateError, suffixDelta } from '../replication/replicate.js';
+import { REPLICATE_BATCH_MAX, replicate, ReplicateError, suffixDelta } from '../replication/replicate.js';
+import { HashesAhead } from './ahead.js';
 import { ssyncSend, type ArchiveSource, type ObjectTimestamps } from '../replication/ssync-sender.js';
 import { diskFileCheck } from '../swift/archive-check.js';
 import { dataDir, ECDiskFileManager, tmpDir, type ECDiskFile } from '../swift/diskfile.js';
@@ -17,7 +18,7 @@ import { acquireLock, LockTimeout } from '../swift/locks.js';
 import { loadSwiftConf, type StoragePolicy, type SwiftConf } from '../swift/policies.js';
 import { Ring, type Device } from '../swift/ring.js';
 import type { ReconstructorConfig } from './config.js';
-import { buildPartJobs, localDevices, nodesForFrag, whatAreMyIps, type ReconstructionJob, type SyncTarget } from './jobs.js';
+import { buildPartJobs, localDevices, nodesForFrag, partners, whatAreMyIps, type ReconstructionJob, type SyncTarget } from './jobs.js';
 import { dumpReconCache, RECON_OBJECT_FILE } from './recon.js';
 import { noStatsd, StatsdClient } from './statsd.js';
 import { RateLimiter } from './rate-limit.js';
@@ -39,6 +40,8 @@ export interface PassStats {
   suffixCount: number;
   suffixHash: number;
   suffixSync: number;
+  /** partner REPLICATEs not sent: an answer given ahead in a batched one agreed (see ahead.ts) */
+  replicatesAhead: number;
   partitionTimes: number[];
   handoffsRemaining: number;
   objectsRebuilt: number;
@@ -64,6 +67,7 @@ const newStats = (): PassStats => ({
   suffixCount: 0,
   suffixHash: 0,
   suffixSync: 0,
+  replicatesAhead: 0,
   partitionTimes: [],
   handoffsRemaining: 0,
   objectsRebuilt: 0,
@@ -107,6 +111,10 @@ export class ObjectReconstructor {
   private swiftConf!: SwiftConf;
   private readonly states = new Map<number, PolicyState>();
   private readonly pools: PeerPools;
+  private readonly ahead = new HashesAhead();
+  /** the pass's partitions in the order it takes them, and how far it has come */
+  private passParts: PartInfo[] = [];
+  private passAt = 0;
   private readonly statsd: StatsdClient;
   private readonly objectLimiter: RateLimiter | null;
   private readonly byteLimiter: RateLimiter | null;
@@ -257,6 +265,7 @@ export class ObjectReconstructor {
   async reconstruct(opts: PassOptions = {}): Promise<PassStats> {
     this.stats = newStats();
     this.lockedUp = false;
+    this.ahead.reset();
     for (const s of this.states.values()) {
       if (await s.ring.maybeReload().catch(() => false)) this.log.info(`Reloaded ring for policy ${s.policy.index}`);
     }
@@ -274,10 +283,13 @@ export class ObjectReconstructor {
     const gate = this.lockupGate();
     try {
       const parts = await this.collectParts(opts);
+      this.passParts = parts;
       const changed = new Set<number>();
       let nextRingCheck = Date.now() + this.conf.ringCheckInterval * 1000;
       const inFlight = new Set<Promise<void>>();
-      for (const part of parts) {
+      for (let at = 0; at < parts.length; at++) {
+        const part = parts[at]!;
+        this.passAt = at;
         if (this.stopping || this.lockedUp) break;
         const idx = part.state.policy.index;
         if (changed.has(idx)) continue;
@@ -312,6 +324,8 @@ export class ObjectReconstructor {
     } finally {
       clearInterval(heartbeat);
       clearInterval(lockup);
+      this.passParts = [];
+      this.ahead.reset();
       this.stats.end = Date.now() / 1000;
       this.statsLine();
       if (this.conf.handoffsOnly) {
@@ -411,6 +425,15 @@ export class ObjectReconstructor {
   /** REPLICATE the partner (or a handoff standing in for it) and diff suffix hashes. */
   private async suffixesToSync(job: ReconstructionJob, part: PartInfo, partner: SyncTarget): Promise<{ suffixes: string[]; node: SyncTarget } | null> {
     const candidates = nodesForFrag(part.state.ring, job.policy, job.partition, partner, this.conf.rebuildHandoffNodeCount);
+    const policyIndex = job.policy.index;
+    const coming = this.ahead.coming(partner, policyIndex, job.partition);
+    if (coming) await coming;
+    const given = this.ahead.take(partner, policyIndex, job.partition);
+    if (given && !suffixDelta(job.hashes, job.fragIndex!, given, partner.backendIndex).length) {
+      this.stats.replicatesAhead++;
+      this.stats.suffixCount += job.hashes.size;
+      return { suffixes: [], node: partner };
+    }
     let attempts = 1;
     let remote: Map<string, Map<number | null, string> | null> | null = null;
     let node: SyncTarget | null = null;
@@ -419,8 +442,18 @@ export class ObjectReconstructor {
       if (next.done) break;
       node = next.value;
       attempts--;
+      // the partner itself (not a handoff standing in) is asked for the partitions ahead too
+      let more: number[] | null = null;
+      if (node === partner && this.ahead.canBatch(node, policyIndex)) {
+        more = this.partitionsAhead(partner, policyIndex, job.partition);
+        if (more.length) this.ahead.startBatch(node, policyIndex, more);
+        else more = null;
+      }
+      let answered = false;
       try {
-        const r = await replicate(this.pools, node, job.partition, job.policy.index);
+        const r = await replicate(this.pools, node, job.partition, policyIndex, undefined, more ?? undefined);
+        answered = r.status === 200;
+        if (more) this.ahead.endBatch(node, policyIndex, job.partition, r.batch, answered);
         if (r.status === 507) {
           this.log.error(`${fullPath(node, job.partition, '', job.policy)} responded as unmounted`);
           this.stats.failures.unmounted++;
@@ -432,6 +465,7 @@ export class ObjectReconstructor {
           remote = r.hashes ?? null;
         }
       } catch (e) {
+        if (more && !answered) this.ahead.endBatch(node, policyIndex, job.partition, null, false);
         this.stats.failures.replicate++;
         if (/timeout/i.test((e as Error).message)) this.stats.failures.timeout++;
         this.log.error(`Unable to get remote suffix hashes from ${JSON.stringify(fullPath(node, job.partition, '', job.policy))}: ${e instanceof ReplicateError ? e.message : (e as Error).message}`);
@@ -449,6 +483,26 @@ export class ObjectReconstructor {
       this.stats.suffixCount += job.hashes.size;
     }
     return { suffixes, node };
+  }
+
+  /**
+   * The partitions after the current one in this pass whose sync job has `partner` among its
+   * partners (same policy), at most as many as one batched REPLICATE answers for.
+   */
+  private partitionsAhead(partner: SyncTarget, policyIndex: number, current: number): number[] {
+    const out: number[] = [];
+    const seen = new Set([current]);
+    const parts = this.passParts;
+    for (let i = this.passAt + 1; i < parts.length && out.length < REPLICATE_BATCH_MAX - 1; i++) {
+      const { state, localDev, partition } = parts[i]!;
+      if (state.policy.index !== policyIndex || seen.has(partition)) continue;
+      const partNodes = state.ring.getPartNodes(partition);
+      const me = partNodes.find((n) => n.id === localDev.id);
+      if (!me || !partners(me.index, partNodes).some((n) => n.id === partner.id)) continue;
+      seen.add(partition);
+      out.push(partition);
+    }
+    return out;
   }
 
   /**
@@ -636,6 +690,7 @@ export class ObjectReconstructor {
           objectsRebuilt: s.objectsRebuilt,
           bytesRebuilt: s.bytesRebuilt,
           objectsReverted: s.objectsReverted,
+          replicatesAhead: s.replicatesAhead,
           failures: s.failures,
           sourceChecks: s.sourceChecks,
         },

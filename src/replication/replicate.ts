@@ -10,8 +10,72 @@ export interface ReplicateNode {
 }
 
 export type ReplicateResult =
-  | { status: 200; hashes: Map<string, SuffixHashes | null> }
-  | { status: number; hashes?: undefined; body: string };
+  | {
+      status: 200;
+      hashes: Map<string, SuffixHashes | null>;
+      /**
+       * When more partitions were asked for and the peer answers such requests (fragmend's
+       * object server does, Swift's ignores the header): each one's answer, by partition.
+       * Absent: the peer answered for the path's partition only.
+       */
+      batch?: Map<number, Map<string, SuffixHashes | null>>;
+    }
+  | { status: number; hashes?: undefined; batch?: undefined; body: string };
+
+/**
+ * A REPLICATE that carries this header (a comma-separated list of partitions of the same
+ * device and policy) asks for those partitions' suffix hashes as well. A server that knows it
+ * answers with the same header (the count of partitions answered) and a body of one piece per
+ * partition, the path's first: `<partition> <length>\n` and then that partition's REPLICATE
+ * answer, byte for byte what a REPLICATE of its own would have returned. A server that does not
+ * (Swift's) ignores the header, as it ignores any it does not know, and answers for the path's
+ * partition alone: the caller then asks for each partition as usual. A pass with nothing to do
+ * makes three REPLICATEs per partition; between fragmend nodes most become one per peer device.
+ */
+export const REPLICATE_BATCH_HEADER = 'X-Fragmend-Replicate-Batch';
+/** partitions one batched REPLICATE answers for at most (the path's among them) */
+export const REPLICATE_BATCH_MAX = 256;
+
+const PARTITION_RE = /^(0|[1-9][0-9]{0,9})$/;
+
+/**
+ * The partitions a batched REPLICATE asks for: the path's first, then the header's, each once,
+ * at most REPLICATE_BATCH_MAX. Entries that are not plain partition numbers are skipped; null
+ * when the path's partition is not one itself (that request is answered as Swift would).
+ */
+export function replicateBatchParts(pathPartition: string, header: string): string[] | null {
+  if (!PARTITION_RE.test(pathPartition)) return null;
+  const out = [pathPartition];
+  const seen = new Set(out);
+  for (const raw of header.split(',')) {
+    if (out.length >= REPLICATE_BATCH_MAX) break;
+    const p = raw.trim();
+    if (!PARTITION_RE.test(p) || seen.has(p)) continue;
+    seen.add(p);
+    out.push(p);
+  }
+  return out;
+}
+
+/** The pieces of a batched answer, by partition; a malformed body is a ReplicateError. */
+export function parseReplicateBatch(body: Buffer, where: string): Map<number, Map<string, SuffixHashes | null>> {
+  const out = new Map<number, Map<string, SuffixHashes | null>>();
+  let at = 0;
+  while (at < body.length) {
+    const nl = body.indexOf(10, at);
+    if (nl < 0 || nl - at > 32) throw new ReplicateError(`${where}: bad batched REPLICATE answer at byte ${at}`);
+    const m = /^(0|[1-9][0-9]{0,9}) (0|[1-9][0-9]{0,8})$/.exec(body.toString('latin1', at, nl));
+    const end = m ? nl + 1 + Number(m[2]) : -1;
+    if (!m || end > body.length) throw new ReplicateError(`${where}: bad batched REPLICATE answer at byte ${at}`);
+    try {
+      out.set(Number(m[1]), parseReplicatePickle(body.subarray(nl + 1, end)));
+    } catch (e) {
+      throw new ReplicateError(`${where}: bad batched REPLICATE answer for partition ${m[1]}: ${(e as Error).message}`);
+    }
+    at = end;
+  }
+  return out;
+}
 
 export class ReplicateError extends Error {
   constructor(message: string) {
@@ -21,23 +85,39 @@ export class ReplicateError extends Error {
 }
 
 /** A peer's suffix hashes; a non-200 status is returned (507 lets the caller try a handoff). */
-export async function replicate(pools: PeerPools, node: ReplicateNode, partition: number | string, policyIndex: number, userAgent = `obj-reconstructor ${process.pid}`): Promise<ReplicateResult> {
+/**
+ * A peer's suffix hashes; a non-200 status is returned (507 lets the caller try a handoff).
+ * `more` asks for other partitions of the same device too (see REPLICATE_BATCH_HEADER).
+ */
+export async function replicate(
+  pools: PeerPools,
+  node: ReplicateNode,
+  partition: number | string,
+  policyIndex: number,
+  userAgent = `obj-reconstructor ${process.pid}`,
+  more?: readonly number[],
+): Promise<ReplicateResult> {
+  const where = `${node.replication_ip}:${node.replication_port}/${node.device}/${partition}`;
+  const headers: Record<string, string> = { 'Content-Length': '0', 'User-Agent': userAgent, 'X-Backend-Storage-Policy-Index': String(policyIndex) };
+  if (more?.length) headers[REPLICATE_BATCH_HEADER] = more.slice(0, REPLICATE_BATCH_MAX - 1).join(',');
   let res;
   try {
-    res = await pools.exchange(node.replication_ip, node.replication_port, {
-      method: 'REPLICATE',
-      path: backendPath(node.device, partition),
-      headers: { 'Content-Length': '0', 'User-Agent': userAgent, 'X-Backend-Storage-Policy-Index': String(policyIndex) },
-    });
+    res = await pools.exchange(node.replication_ip, node.replication_port, { method: 'REPLICATE', path: backendPath(node.device, partition), headers });
   } catch (e) {
-    throw new ReplicateError(`${node.replication_ip}:${node.replication_port}/${node.device}/${partition}: ${(e as Error).message}`);
+    throw new ReplicateError(`${where}: ${(e as Error).message}`);
   }
   const body = res.body;
   if (res.statusCode !== 200) return { status: res.statusCode, body: body.subarray(0, 1024).toString('latin1') };
+  if (more?.length && res.headers[REPLICATE_BATCH_HEADER.toLowerCase()] !== undefined) {
+    const batch = parseReplicateBatch(body, where);
+    const own = batch.get(Number(partition));
+    if (!own) throw new ReplicateError(`${where}: batched REPLICATE answer without the partition asked for`);
+    return { status: 200, hashes: own, batch };
+  }
   try {
     return { status: 200, hashes: parseReplicatePickle(body) };
   } catch (e) {
-    throw new ReplicateError(`${node.replication_ip}:${node.replication_port}/${node.device}/${partition}: bad REPLICATE answer: ${(e as Error).message}`);
+    throw new ReplicateError(`${where}: bad REPLICATE answer: ${(e as Error).message}`);
   }
 }
 

@@ -12,6 +12,7 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import { join } from 'node:path';
 import { pino, type DestinationStream, type Logger } from 'pino';
 import { BufferPool } from '../replication/buffer-pool.js';
+import { REPLICATE_BATCH_HEADER, replicateBatchParts } from '../replication/replicate.js';
 import { OpenFile } from '../swift/afs.js';
 import { configTrueValue, ConfigError, OptionReader, readConf, type Conf } from '../swift/conf.js';
 import {
@@ -1236,7 +1237,7 @@ export class ObjectServer {
     try {
       const policy = this.policyFor(req.headers);
       notePolicy(String(policy.index));
-      if (req.method === 'REPLICATE') return await this.replicate(path, policy);
+      if (req.method === 'REPLICATE') return await this.replicate(path, policy, req.headers.get(REPLICATE_BATCH_HEADER));
       if (req.method === 'SSYNC') return await this.ssync(req, res, path, policy);
       const [device, partition, account, container, obj] = this.splitPath(path, 5, 5, true) as string[];
       const devPath = await this.devPathOf(device!);
@@ -1681,23 +1682,33 @@ export class ObjectServer {
     };
   }
 
-  private async replicate(path: string, policy: StoragePolicy): Promise<Reply> {
+  private async replicate(path: string, policy: StoragePolicy, batch?: string | null): Promise<Reply> {
     const [device, partition, suffixParts] = this.splitPath(path, 2, 3, true) as [string, string, string | null];
     const devPath = await this.devPathOf(device);
-    const suffixes = (suffixParts ? suffixParts.split('-') : []).filter((s) => /^[0-9a-f]{3}$/.test(s));
-    const partPath = this.manager.partPath(devPath, policy, partition);
-    let body: Uint8Array;
     if (suffixParts) {
       // skip_rehash: the suffixes are only marked for the next rehash; the answer is None.
-      for (const s of suffixes) await invalidateHash(join(partPath, s));
-      body = dumps(null, { protocol: 2 });
-    } else if (!statSync(partPath, { throwIfNoEntry: false })) {
-      body = replicatePickle(new Map());
-    } else {
-      const { hashes } = await this.manager.getHashes(devPath, partition, policy, suffixes);
-      body = replicatePickle(hashes);
+      const partPath = this.manager.partPath(devPath, policy, partition);
+      for (const s of suffixParts.split('-')) if (/^[0-9a-f]{3}$/.test(s)) await invalidateHash(join(partPath, s));
+      return { status: 200, body: dumps(null, { protocol: 2 }), contentType: HTML };
     }
-    return { status: 200, body, contentType: HTML };
+    const parts = batch ? replicateBatchParts(partition, batch) : null;
+    if (!parts) return { status: 200, body: await this.partitionHashes(devPath, policy, partition), contentType: HTML };
+    // A fragmend peer's REPLICATE asking for more partitions of the device (see
+    // src/replication/replicate.ts): each one's answer as its own REPLICATE would be, framed.
+    const pieces: Uint8Array[] = [];
+    for (const p of parts) {
+      const body = await this.partitionHashes(devPath, policy, p);
+      pieces.push(Buffer.from(`${p} ${body.length}\n`, 'latin1'), body);
+    }
+    return { status: 200, headers: [[REPLICATE_BATCH_HEADER, String(parts.length)]], body: Buffer.concat(pieces), contentType: HTML };
+  }
+
+  /** A partition's REPLICATE answer: its suffix hashes (an empty dict when it is not here). */
+  private async partitionHashes(devPath: string, policy: StoragePolicy, partition: string): Promise<Uint8Array> {
+    const partPath = this.manager.partPath(devPath, policy, partition);
+    if (!statSync(partPath, { throwIfNoEntry: false })) return replicatePickle(new Map());
+    const { hashes } = await this.manager.getHashes(devPath, partition, policy, []);
+    return replicatePickle(hashes);
   }
 
   private async ssync(req: IncomingRequest, res: ResponseWriter, path: string, policy: StoragePolicy): Promise<Reply | null> {

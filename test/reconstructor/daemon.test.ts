@@ -202,6 +202,12 @@ describe.skipIf(!realSwiftEnabled())('fragmend reconstructor on a real Swift clu
       source_checks: { fragmentMore: 0, etag: 0, server: 0, off: 0 },
     });
     expect(out).toMatch(/Object reconstruction complete \(once\)/);
+    // Swift's servers answer a REPLICATE for the path's partition alone, whatever else it asks
+    // for: every job asked its partners itself, and no answer failed
+    const stats = out.split('\n').filter((l) => l.includes('"replicatesAhead"')).map((l) => JSON.parse(l) as { replicatesAhead: number; failures: Record<string, number> });
+    expect(stats.length).toBeGreaterThan(0);
+    expect(stats.at(-1)!.replicatesAhead).toBe(0);
+    expect(stats.at(-1)!.failures.replicate).toBe(0);
   });
 
   it('objects written through the real proxy read back intact', async () => {

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ECDriver } from '../../src/codec/index.js';
 import { ECDiskFileManager } from '../../src/swift/diskfile.js';
 import { parseReplicatePickle } from '../../src/swift/hashes.js';
+import { parseReplicateBatch } from '../../src/replication/replicate.js';
 import { ObjectServer } from '../../src/server/object-server.js';
 import { makeSandbox, PREFIX, request, startOurServer, startSwiftServer, SUFFIX, swiftOps, type LogCapture, type RawResponse, type Sandbox, type SwiftServer, realSwiftEnabled } from './harness.js';
 import { connect } from 'node:net';
@@ -211,6 +212,38 @@ describe.runIf(enabled)('object server: GET/HEAD/PUT/POST/DELETE/REPLICATE as Sw
     // The suffixes just invalidated are gone from the next answer (they do not exist).
     const again = await request(ours.port, 'REPLICATE', `/sdb/${PART}`, hdr);
     expect(again.body.equals(r.body)).toBe(true);
+  });
+
+  it("REPLICATE asking for more partitions: Swift ignores the header, fragmend answers each as its own REPLICATE would", async () => {
+    const asJson = (b: Buffer) => Object.fromEntries([...parseReplicatePickle(b)].map(([s, h]) => [s, h ? Object.fromEntries([...h].map(([k, v]) => [String(k), v])) : null]));
+    const hdr = { ...P1, 'X-Fragmend-Replicate-Batch': `6, 999,x,../5,${PART},6` };
+    const plain = await request(swift.port, 'REPLICATE', `/sdb/${PART}`, P1);
+    const rs = await request(swift.port, 'REPLICATE', `/sdb/${PART}`, hdr);
+    expect(rs.status).toBe(200);
+    expect(rs.header('X-Fragmend-Replicate-Batch')).toBeUndefined();
+    expect(asJson(rs.body)).toEqual(asJson(plain.body));
+
+    const r = await request(ours.port, 'REPLICATE', `/sdb/${PART}`, hdr);
+    expect(r.status).toBe(200);
+    expect(r.header('X-Fragmend-Replicate-Batch')).toBe('3');
+    // the pieces, raw: each the bytes a REPLICATE of that partition alone returns
+    const pieces: Array<[number, Buffer]> = [];
+    for (let at = 0; at < r.body.length; ) {
+      const nl = r.body.indexOf(10, at);
+      const [part, len] = r.body.toString('latin1', at, nl).split(' ').map(Number) as [number, number];
+      pieces.push([part, r.body.subarray(nl + 1, nl + 1 + len)]);
+      at = nl + 1 + len;
+    }
+    expect(pieces.map(([p]) => p)).toEqual([PART, 6, 999]);
+    for (const [p, bytes] of pieces) expect(bytes.equals((await request(ours.port, 'REPLICATE', `/sdb/${p}`, P1)).body)).toBe(true);
+    expect(asJson(pieces[0]![1])).toEqual(asJson(plain.body));
+    expect([...parseReplicateBatch(r.body, 'ours').keys()]).toEqual([PART, 6, 999]);
+    // an unmounted device is a 507, asked for one partition or more
+    expect((await request(ours.port, 'REPLICATE', '/nodev/5', hdr)).status).toBe(507);
+    // suffixes to invalidate are answered as always, whatever the header says
+    const inv = await request(ours.port, 'REPLICATE', `/sdb/${PART}/abc`, hdr);
+    expect(inv.body.toString('hex')).toBe('80024e2e');
+    expect(inv.header('X-Fragmend-Replicate-Batch')).toBeUndefined();
   });
 
   it('PUT, POST and DELETE: same statuses and headers, same files and metadata as Swift writes', async () => {
