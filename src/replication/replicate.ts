@@ -26,8 +26,10 @@ export type ReplicateResult =
  * A REPLICATE that carries this header (a comma-separated list of partitions of the same
  * device and policy) asks for those partitions' suffix hashes as well. A server that knows it
  * answers with the same header (the count of partitions answered) and a body of one piece per
- * partition, the path's first: `<partition> <length>\n` and then that partition's REPLICATE
- * answer, byte for byte what a REPLICATE of its own would have returned. A server that does not
+ * partition answered, the path's first: `<partition> <length>\n` and then that partition's
+ * REPLICATE answer, byte for byte what a REPLICATE of its own would have returned. It may leave
+ * any of the others out (fragmend's leaves out those it would have to hash whole); the caller
+ * asks for those on their own. A server that does not
  * (Swift's) ignores the header, as it ignores any it does not know, and answers for the path's
  * partition alone: the caller then asks for each partition as usual. A pass with nothing to do
  * makes three REPLICATEs per partition; between fragmend nodes most become one per peer device.
@@ -35,6 +37,11 @@ export type ReplicateResult =
 export const REPLICATE_BATCH_HEADER = 'X-Fragmend-Replicate-Batch';
 /** partitions one batched REPLICATE answers for at most (the path's among them) */
 export const REPLICATE_BATCH_MAX = 256;
+/**
+ * How long a server spends on the other partitions of a batched REPLICATE before it answers with
+ * what it has (ms), well inside a reconstructor's node_timeout (10 s by default).
+ */
+export const REPLICATE_BATCH_BUDGET_MS = 1000;
 
 const PARTITION_RE = /^(0|[1-9][0-9]{0,9})$/;
 

@@ -12,7 +12,7 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import { join } from 'node:path';
 import { pino, type DestinationStream, type Logger } from 'pino';
 import { BufferPool } from '../replication/buffer-pool.js';
-import { REPLICATE_BATCH_HEADER, replicateBatchParts } from '../replication/replicate.js';
+import { REPLICATE_BATCH_BUDGET_MS, REPLICATE_BATCH_HEADER, replicateBatchParts } from '../replication/replicate.js';
 import { OpenFile } from '../swift/afs.js';
 import { configTrueValue, ConfigError, OptionReader, readConf, type Conf } from '../swift/conf.js';
 import {
@@ -1692,23 +1692,35 @@ export class ObjectServer {
       return { status: 200, body: dumps(null, { protocol: 2 }), contentType: HTML };
     }
     const parts = batch ? replicateBatchParts(partition, batch) : null;
-    if (!parts) return { status: 200, body: await this.partitionHashes(devPath, policy, partition), contentType: HTML };
+    if (!parts) return { status: 200, body: (await this.partitionHashes(devPath, policy, partition, false))!, contentType: HTML };
     // A fragmend peer's REPLICATE asking for more partitions of the device (see
     // src/replication/replicate.ts): each one's answer as its own REPLICATE would be, framed.
+    // The others are answered only from what is cheap (a partition whose hashes.pkl is valid, or
+    // one not here), and only for so long: a partition that needs hashing whole, or those left
+    // when the time is up, are left out, and the peer asks for them one by one, each then paying
+    // for its own hashing as Swift's REPLICATE does.
     const pieces: Uint8Array[] = [];
-    for (const p of parts) {
-      const body = await this.partitionHashes(devPath, policy, p);
+    const until = Date.now() + REPLICATE_BATCH_BUDGET_MS;
+    let answered = 0;
+    for (const [i, p] of parts.entries()) {
+      if (i > 0 && Date.now() > until) break;
+      const body = await this.partitionHashes(devPath, policy, p, i > 0);
+      if (!body) continue;
       pieces.push(Buffer.from(`${p} ${body.length}\n`, 'latin1'), body);
+      answered++;
     }
-    return { status: 200, headers: [[REPLICATE_BATCH_HEADER, String(parts.length)]], body: Buffer.concat(pieces), contentType: HTML };
+    return { status: 200, headers: [[REPLICATE_BATCH_HEADER, String(answered)]], body: Buffer.concat(pieces), contentType: HTML };
   }
 
-  /** A partition's REPLICATE answer: its suffix hashes (an empty dict when it is not here). */
-  private async partitionHashes(devPath: string, policy: StoragePolicy, partition: string): Promise<Uint8Array> {
+  /**
+   * A partition's REPLICATE answer: its suffix hashes (an empty dict when it is not here). With
+   * cheapOnly, null where its hashes.pkl is missing or invalid (the whole partition to hash).
+   */
+  private async partitionHashes(devPath: string, policy: StoragePolicy, partition: string, cheapOnly: boolean): Promise<Uint8Array | null> {
     const partPath = this.manager.partPath(devPath, policy, partition);
     if (!statSync(partPath, { throwIfNoEntry: false })) return replicatePickle(new Map());
-    const { hashes } = await this.manager.getHashes(devPath, partition, policy, []);
-    return replicatePickle(hashes);
+    const got = cheapOnly ? await this.manager.cachedHashes(devPath, partition, policy) : await this.manager.getHashes(devPath, partition, policy, []);
+    return got ? replicatePickle(got.hashes) : null;
   }
 
   private async ssync(req: IncomingRequest, res: ResponseWriter, path: string, policy: StoragePolicy): Promise<Reply | null> {

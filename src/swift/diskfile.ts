@@ -228,6 +228,26 @@ export class ECDiskFileManager {
    * Returns the number of suffixes hashed and { suffix: { null|fi: md5 } }.
    */
   async getHashes(devPath: string, partition: number | string, policy: StoragePolicy, recalculate: string[] = [], doListdir = false): Promise<{ hashed: number; hashes: Map<string, SuffixHashes> }> {
+    return (await this.hashesOf(devPath, partition, policy, recalculate, doListdir, false))!;
+  }
+
+  /**
+   * getHashes for a partition whose hashes.pkl is there and valid (only its invalidated
+   * suffixes to rehash), else null: what costs a file read or two, never a whole partition's
+   * listing and hashing.
+   */
+  async cachedHashes(devPath: string, partition: number | string, policy: StoragePolicy): Promise<{ hashed: number; hashes: Map<string, SuffixHashes> } | null> {
+    return this.hashesOf(devPath, partition, policy, [], false, true);
+  }
+
+  private async hashesOf(
+    devPath: string,
+    partition: number | string,
+    policy: StoragePolicy,
+    recalculate: string[],
+    doListdir: boolean,
+    ifValid: boolean,
+  ): Promise<{ hashed: number; hashes: Map<string, SuffixHashes> } | null> {
     const partPath = this.partPath(devPath, policy, partition);
     let hashed = 0;
     let modified = false;
@@ -235,6 +255,7 @@ export class ECDiskFileManager {
       this.warn(`Unable to read ${join(partPath, 'hashes.pkl')}: ${(e as Error).message}`);
       return null;
     });
+    if (ifValid && (!orig || !orig.valid)) return null;
     let hashes: Map<string, SuffixHashes | null>;
     if (!orig || !orig.valid) {
       doListdir = true;
@@ -282,7 +303,7 @@ export class ECDiskFileManager {
       return true;
     });
     if (written) return { hashed, hashes: hashes as Map<string, SuffixHashes> };
-    return this.getHashes(devPath, partition, policy, recalculate, doListdir);
+    return this.hashesOf(devPath, partition, policy, recalculate, doListdir, ifValid);
   }
 
   /**

@@ -3,7 +3,7 @@
 // same status, the same headers in the same order and the same body, and every write leaves
 // the same files and metadata on disk.
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ECDriver } from '../../src/codec/index.js';
@@ -238,6 +238,22 @@ describe.runIf(enabled)('object server: GET/HEAD/PUT/POST/DELETE/REPLICATE as Sw
     for (const [p, bytes] of pieces) expect(bytes.equals((await request(ours.port, 'REPLICATE', `/sdb/${p}`, P1)).body)).toBe(true);
     expect(asJson(pieces[0]![1])).toEqual(asJson(plain.body));
     expect([...parseReplicateBatch(r.body, 'ours').keys()]).toEqual([PART, 6, 999]);
+    // a partition to hash whole (its hashes.pkl gone) is left out, and answered when asked alone
+    const pkl6 = join(ours.server.options.devices, 'sdb', 'objects-1', '6', 'hashes.pkl');
+    const six = readFileSync(pkl6);
+    rmSync(pkl6);
+    const without = await request(ours.port, 'REPLICATE', `/sdb/${PART}`, hdr);
+    expect(without.header('X-Fragmend-Replicate-Batch')).toBe('2');
+    expect([...parseReplicateBatch(without.body, 'ours').keys()]).toEqual([PART, 999]);
+    expect(existsSync(pkl6)).toBe(false);
+    expect((await request(ours.port, 'REPLICATE', '/sdb/6', P1)).body.equals(pieces[1]![1])).toBe(true);
+    expect(readFileSync(pkl6).length).toBe(six.length);
+    expect([...parseReplicateBatch((await request(ours.port, 'REPLICATE', `/sdb/${PART}`, hdr)).body, 'ours').keys()]).toEqual([PART, 6, 999]);
+    // the path's own partition is always answered, hashed whole if need be
+    const pklPart = join(ours.server.options.devices, 'sdb', 'objects-1', String(PART), 'hashes.pkl');
+    rmSync(pklPart);
+    const own = await request(ours.port, 'REPLICATE', `/sdb/${PART}`, hdr);
+    expect(parseReplicateBatch(own.body, 'ours').get(PART)).toEqual(parseReplicatePickle(pieces[0]![1]));
     // an unmounted device is a 507, asked for one partition or more
     expect((await request(ours.port, 'REPLICATE', '/nodev/5', hdr)).status).toBe(507);
     // suffixes to invalidate are answered as always, whatever the header says
