@@ -23,6 +23,8 @@ const deviceOf = (n: ReplicateNode, policyIndex: number) => `${peerOf(n)}/${n.de
 
 export class HashesAhead {
   private readonly byDevice = new Map<string, Map<number, Entry>>();
+  /** suffixes in the answers held (what their memory grows with) */
+  private held = 0;
   /** peers that answered a batched REPLICATE for its own partition only (Swift's servers) */
   private readonly plain = new Set<string>();
   /**
@@ -36,11 +38,14 @@ export class HashesAhead {
     /** how long an answer given ahead may be used, in ms */
     readonly maxAgeMs = 60_000,
     private readonly now: () => number = Date.now,
+    /** no batch is asked for while the answers held name this many suffixes (some MiB of memory) */
+    readonly maxHeldSuffixes = 50_000,
   ) {}
 
   /** Forgets everything: each pass starts afresh (a peer may have been upgraded or replaced). */
   reset(): void {
     this.byDevice.clear();
+    this.held = 0;
     this.plain.clear();
     for (const a of this.asking.values()) a.end();
     this.asking.clear();
@@ -52,12 +57,13 @@ export class HashesAhead {
     const e = parts?.get(partition);
     if (!e) return undefined;
     parts!.delete(partition);
+    this.held -= e.hashes.size;
     return this.now() - e.at <= this.maxAgeMs ? e.hashes : undefined;
   }
 
   /** Whether a REPLICATE to this device may ask for more partitions (no other is on its way). */
   canBatch(node: ReplicateNode, policyIndex: number): boolean {
-    return !this.plain.has(peerOf(node)) && !this.asking.has(deviceOf(node, policyIndex));
+    return this.held < this.maxHeldSuffixes && !this.plain.has(peerOf(node)) && !this.asking.has(deviceOf(node, policyIndex));
   }
 
   /** A batched REPLICATE for these partitions is now on its way to the device. */
@@ -88,6 +94,12 @@ export class HashesAhead {
     let parts = this.byDevice.get(key);
     if (!parts) this.byDevice.set(key, (parts = new Map()));
     const at = this.now();
-    for (const [p, hashes] of batch) if (p !== own) parts.set(p, { hashes, at });
+    for (const [p, hashes] of batch) {
+      if (p === own) continue;
+      const was = parts.get(p);
+      if (was) this.held -= was.hashes.size;
+      parts.set(p, { hashes, at });
+      this.held += hashes.size;
+    }
   }
 }

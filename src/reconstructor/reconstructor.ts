@@ -102,6 +102,9 @@ function shuffle<T>(xs: T[]): T[] {
   return xs;
 }
 
+/** how many of the pass's next partitions a batched REPLICATE may ask about */
+const AHEAD_WINDOW = 1024;
+
 const fullPath = (n: { replication_ip: string; replication_port: number; device: string }, part: number, path: string, policy: StoragePolicy) =>
   `${n.replication_ip}:${n.replication_port}/${n.device}/${part}${path} policy#${policy.index}`;
 
@@ -486,14 +489,17 @@ export class ObjectReconstructor {
   }
 
   /**
-   * The partitions after the current one in this pass whose sync job has `partner` among its
-   * partners (same policy), at most as many as one batched REPLICATE answers for.
+   * The partitions among the next ones of this pass whose sync job has `partner` among its
+   * partners (same policy), at most as many as one batched REPLICATE answers for. Only the next
+   * AHEAD_WINDOW partitions are looked at: answers are held until their jobs come, so each job
+   * holds at most its three partners' answers ahead.
    */
   private partitionsAhead(partner: SyncTarget, policyIndex: number, current: number): number[] {
     const out: number[] = [];
     const seen = new Set([current]);
     const parts = this.passParts;
-    for (let i = this.passAt + 1; i < parts.length && out.length < REPLICATE_BATCH_MAX - 1; i++) {
+    const end = Math.min(parts.length, this.passAt + 1 + AHEAD_WINDOW);
+    for (let i = this.passAt + 1; i < end && out.length < REPLICATE_BATCH_MAX - 1; i++) {
       const { state, localDev, partition } = parts[i]!;
       if (state.policy.index !== policyIndex || seen.has(partition)) continue;
       const partNodes = state.ring.getPartNodes(partition);

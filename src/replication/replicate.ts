@@ -42,6 +42,11 @@ export const REPLICATE_BATCH_MAX = 256;
  * what it has (ms), well inside a reconstructor's node_timeout (10 s by default).
  */
 export const REPLICATE_BATCH_BUDGET_MS = 1000;
+/**
+ * How many bytes of answers a server puts in a batched REPLICATE at most (the path's partition is
+ * answered whatever its size): partitions holding many suffixes make large answers.
+ */
+export const REPLICATE_BATCH_MAX_BYTES = 1024 * 1024;
 
 const PARTITION_RE = /^(0|[1-9][0-9]{0,9})$/;
 

@@ -12,7 +12,7 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import { join } from 'node:path';
 import { pino, type DestinationStream, type Logger } from 'pino';
 import { BufferPool } from '../replication/buffer-pool.js';
-import { REPLICATE_BATCH_BUDGET_MS, REPLICATE_BATCH_HEADER, replicateBatchParts } from '../replication/replicate.js';
+import { REPLICATE_BATCH_BUDGET_MS, REPLICATE_BATCH_HEADER, REPLICATE_BATCH_MAX_BYTES, replicateBatchParts } from '../replication/replicate.js';
 import { OpenFile } from '../swift/afs.js';
 import { configTrueValue, ConfigError, OptionReader, readConf, type Conf } from '../swift/conf.js';
 import {
@@ -155,6 +155,8 @@ export interface ObjectServerOptions extends ProcessSettings {
   recon: ReconOptions | null;
   /** Filters of the pipeline fragmend does not implement (logged at start). */
   ignoredFilters: string[];
+  /** fragmend's own, not read from a conf: the most bytes of answers one batched REPLICATE carries. */
+  replicateBatchMaxBytes: number;
 }
 
 export const DEFAULT_OBJECT_SERVER_OPTIONS: ObjectServerOptions = {
@@ -168,6 +170,7 @@ export const DEFAULT_OBJECT_SERVER_OPTIONS: ObjectServerOptions = {
   swiftDir: '/etc/swift',
   replicationConcurrency: 4,
   replicationConcurrencyPerDevice: 1,
+  replicateBatchMaxBytes: REPLICATE_BATCH_MAX_BYTES,
   replicationLockTimeout: 15,
   replicationFailureThreshold: 100,
   replicationFailureRatio: 1.0,
@@ -241,6 +244,7 @@ export function objectServerOptionsFromConf(conf: Conf, where = 'object-server')
     healthcheck: null,
     recon: null,
     ignoredFilters: [],
+    replicateBatchMaxBytes: d.replicateBatchMaxBytes,
   };
 }
 
@@ -1696,17 +1700,21 @@ export class ObjectServer {
     // A fragmend peer's REPLICATE asking for more partitions of the device (see
     // src/replication/replicate.ts): each one's answer as its own REPLICATE would be, framed.
     // The others are answered only from what is cheap (a partition whose hashes.pkl is valid, or
-    // one not here), and only for so long: a partition that needs hashing whole, or those left
-    // when the time is up, are left out, and the peer asks for them one by one, each then paying
-    // for its own hashing as Swift's REPLICATE does.
+    // one not here), only for so long, and only up to so many bytes: a partition that needs
+    // hashing whole, or those left when the time or the room is up, are left out, and the peer
+    // asks for them one by one, each then paying for its own hashing as Swift's REPLICATE does.
     const pieces: Uint8Array[] = [];
     const until = Date.now() + REPLICATE_BATCH_BUDGET_MS;
     let answered = 0;
+    let bytes = 0;
     for (const [i, p] of parts.entries()) {
       if (i > 0 && Date.now() > until) break;
       const body = await this.partitionHashes(devPath, policy, p, i > 0);
       if (!body) continue;
-      pieces.push(Buffer.from(`${p} ${body.length}\n`, 'latin1'), body);
+      const head = Buffer.from(`${p} ${body.length}\n`, 'latin1');
+      if (i > 0 && bytes + head.length + body.length > this.options.replicateBatchMaxBytes) break;
+      bytes += head.length + body.length;
+      pieces.push(head, body);
       answered++;
     }
     return { status: 200, headers: [[REPLICATE_BATCH_HEADER, String(answered)]], body: Buffer.concat(pieces), contentType: HTML };

@@ -192,6 +192,21 @@ describe('HashesAhead', () => {
     expect(a.canBatch(n1, 1)).toBe(true);
   });
 
+  it('asks for no batch while the answers held name too many suffixes', () => {
+    const a = new HashesAhead(60_000, Date.now, 3);
+    a.startBatch(n1, 1, [12, 13]);
+    a.endBatch(n1, 1, 7, new Map([[12, B], [13, A]]), true);
+    // B names two suffixes, A one: three held
+    expect(a.canBatch(n1c, 1)).toBe(false);
+    expect(a.take(n1, 1, 13)).toEqual(A);
+    expect(a.canBatch(n1c, 1)).toBe(true);
+    a.startBatch(n1c, 1, [12]);
+    a.endBatch(n1c, 1, 7, new Map([[12, B]]), true);
+    expect(a.canBatch(n1, 1)).toBe(false);
+    a.reset();
+    expect(a.canBatch(n1, 1)).toBe(true);
+  });
+
   it('does not use an answer older than its age limit', () => {
     let now = 1000;
     const a = new HashesAhead(60_000, () => now);

@@ -249,6 +249,19 @@ describe.runIf(enabled)('object server: GET/HEAD/PUT/POST/DELETE/REPLICATE as Sw
     expect((await request(ours.port, 'REPLICATE', '/sdb/6', P1)).body.equals(pieces[1]![1])).toBe(true);
     expect(readFileSync(pkl6).length).toBe(six.length);
     expect([...parseReplicateBatch((await request(ours.port, 'REPLICATE', `/sdb/${PART}`, hdr)).body, 'ours').keys()]).toEqual([PART, 6, 999]);
+    // no more than so many bytes of answers (the path's partition's whatever its size)
+    const opts = ours.server.options as { replicateBatchMaxBytes: number };
+    const room = opts.replicateBatchMaxBytes;
+    try {
+      opts.replicateBatchMaxBytes = pieces[0]![1].length + 20 + pieces[1]![1].length;
+      expect([...parseReplicateBatch((await request(ours.port, 'REPLICATE', `/sdb/${PART}`, hdr)).body, 'ours').keys()]).toEqual([PART, 6]);
+      opts.replicateBatchMaxBytes = 1;
+      const one = await request(ours.port, 'REPLICATE', `/sdb/${PART}`, hdr);
+      expect(one.header('X-Fragmend-Replicate-Batch')).toBe('1');
+      expect([...parseReplicateBatch(one.body, 'ours').keys()]).toEqual([PART]);
+    } finally {
+      opts.replicateBatchMaxBytes = room;
+    }
     // the path's own partition is always answered, hashed whole if need be
     const pklPart = join(ours.server.options.devices, 'sdb', 'objects-1', String(PART), 'hashes.pkl');
     rmSync(pklPart);
