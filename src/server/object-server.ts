@@ -157,6 +157,11 @@ export interface ObjectServerOptions extends ProcessSettings {
   ignoredFilters: string[];
   /** fragmend's own, not read from a conf: the most bytes of answers one batched REPLICATE carries. */
   replicateBatchMaxBytes: number;
+  /**
+   * fragmend's own, not read from a conf: how long (ms) a REPLICATE of a partition waits for the
+   * SSYNC sessions into that partition of the device that are under way when it comes.
+   */
+  replicateWaitMs: number;
 }
 
 export const DEFAULT_OBJECT_SERVER_OPTIONS: ObjectServerOptions = {
@@ -171,6 +176,7 @@ export const DEFAULT_OBJECT_SERVER_OPTIONS: ObjectServerOptions = {
   replicationConcurrency: 4,
   replicationConcurrencyPerDevice: 1,
   replicateBatchMaxBytes: REPLICATE_BATCH_MAX_BYTES,
+  replicateWaitMs: 2000,
   replicationLockTimeout: 15,
   replicationFailureThreshold: 100,
   replicationFailureRatio: 1.0,
@@ -245,6 +251,7 @@ export function objectServerOptionsFromConf(conf: Conf, where = 'object-server')
     recon: null,
     ignoredFilters: [],
     replicateBatchMaxBytes: d.replicateBatchMaxBytes,
+    replicateWaitMs: d.replicateWaitMs,
   };
 }
 
@@ -1686,9 +1693,49 @@ export class ObjectServer {
     };
   }
 
+  /**
+   * SSYNC sessions under way (queued for their device or holding it), by device, policy and
+   * partition: how many, and the REPLICATEs waiting for them to end.
+   */
+  private readonly partSessions = new Map<string, { n: number; waiters: Array<() => void> }>();
+
+  /** Counts a session in; the function returned counts it out. */
+  private sessionStarted(key: string): () => void {
+    let s = this.partSessions.get(key);
+    if (!s) this.partSessions.set(key, (s = { n: 0, waiters: [] }));
+    s.n++;
+    const sessions = s;
+    return () => {
+      if (--sessions.n > 0) return;
+      this.partSessions.delete(key);
+      for (const w of sessions.waiters.splice(0)) w();
+    };
+  }
+
+  /**
+   * Waits (replicateWaitMs at most) for the SSYNC sessions into the partition that are under
+   * way. On a device being restored, the partition's partners all find it lacking, and each
+   * pushes to it; the device takes one session at a time, so the later ones wait their turn and
+   * then find everything already there, having begun their rebuilds for nothing. A partner's
+   * REPLICATE that comes while such a session is under way is answered once it has ended, with
+   * the hashes it leaves; a session that lingers delays the answer by replicateWaitMs at most.
+   */
+  private async sessionsEnded(key: string): Promise<void> {
+    const s = this.partSessions.get(key);
+    if (!s || this.options.replicateWaitMs <= 0) return;
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, this.options.replicateWaitMs);
+      s.waiters.push(() => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+  }
+
   private async replicate(path: string, policy: StoragePolicy, batch?: string | null): Promise<Reply> {
     const [device, partition, suffixParts] = this.splitPath(path, 2, 3, true) as [string, string, string | null];
     const devPath = await this.devPathOf(device);
+    if (!suffixParts) await this.sessionsEnded(`${device}/${policy.index}/${partition}`);
     if (suffixParts) {
       // skip_rehash: the suffixes are only marked for the next rehash; the answer is None.
       const partPath = this.manager.partPath(devPath, policy, partition);
@@ -1770,6 +1817,7 @@ export class ObjectServer {
       ['X-Backend-Accept-No-Commit', 'True'],
     ]);
     this.activeSessions++;
+    const done = this.sessionStarted(`${device}/${policy.index}/${partition}`);
     const gen = receiver.run();
     try {
       for (;;) {
@@ -1785,6 +1833,7 @@ export class ObjectServer {
       // Releases the locks and the semaphore if the client went away mid-session.
       await gen.return(undefined).catch(() => undefined);
       this.activeSessions--;
+      done();
     }
     if (receiver.disconnect) {
       // Like Swift, the connection is dropped without the final chunk: the sender must not

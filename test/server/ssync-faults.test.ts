@@ -7,6 +7,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { acquireLock } from '../../src/swift/locks.js';
+import { parseReplicatePickle } from '../../src/swift/hashes.js';
 import type { ObjectServer } from '../../src/server/object-server.js';
 import { makeSandbox, request, SsyncSession, ssyncScript, startOurServer, startSwiftServer, swiftOps, type LogCapture, type Sandbox, type SwiftServer, realSwiftEnabled } from './harness.js';
 
@@ -254,6 +255,58 @@ describe.runIf(enabled)('SSYNC receiver: the same answers as Swift, and nothing 
     then(s);
     return s;
   }
+
+  it('a REPLICATE of a partition waits for the SSYNC session under way into it, and answers with what the session left', async () => {
+    const s = new SsyncSession(ours.port, `/sdb/${PART}`, { ...POLICY_HDR, 'X-Backend-Ssync-Frag-Index': String(FI) });
+    s.send(MC[0]!);
+    s.send(`${hash('during')} ${T(30)}\r\n`);
+    s.send(MC[1]!);
+    expect(await s.waitFor(MC[1]!)).toContain(`${hash('during')} dm`);
+    s.send(UP[0]!);
+    s.send(
+      `PUT /AUTH_test/c/during\r\nContent-Length: ${body.length}\r\nContent-Type: text/plain\r\nETag: ${etag}\r\n` +
+        `X-Object-Sysmeta-Ec-Frag-Index: ${FI}\r\nX-Timestamp: ${T(30)}\r\n\r\n`,
+    );
+    s.send(body);
+    let answered = false;
+    const replicate = request(ours.port, 'REPLICATE', `/sdb/${PART}`, POLICY_HDR).then((r) => {
+      answered = true;
+      return r;
+    });
+    // another partition's REPLICATE is answered at once
+    expect((await request(ours.port, 'REPLICATE', `/sdb/${PART + 1}`, POLICY_HDR)).status).toBe(200);
+    await new Promise((r) => setTimeout(r, 400));
+    expect(answered).toBe(false);
+    s.send(UP[1]!);
+    s.finish();
+    expect((await s.waitDone()).body).toContain(UP[1]!.trim());
+    s.destroy();
+    const r = await replicate;
+    expect(r.status).toBe(200);
+    expect(parseReplicatePickle(r.body).has(hash('during').slice(-3))).toBe(true);
+  });
+
+  it('a session that lingers delays a REPLICATE of its partition by replicateWaitMs at most', async () => {
+    const opts = ours.server.options as { replicateWaitMs: number };
+    const was = opts.replicateWaitMs;
+    opts.replicateWaitMs = 300;
+    const s = new SsyncSession(ours.port, `/sdb/${PART}`, { ...POLICY_HDR, 'X-Backend-Ssync-Frag-Index': String(FI) });
+    try {
+      s.send(MC[0]!);
+      await new Promise((r) => setTimeout(r, 100));
+      const t0 = Date.now();
+      const r = await request(ours.port, 'REPLICATE', `/sdb/${PART}`, POLICY_HDR);
+      const waited = Date.now() - t0;
+      expect(r.status).toBe(200);
+      expect(waited).toBeGreaterThanOrEqual(250);
+      expect(waited).toBeLessThan(1500);
+    } finally {
+      opts.replicateWaitMs = was;
+      s.destroy();
+    }
+    await new Promise((r) => setTimeout(r, 200));
+    expect(ours.server.replicationSessions).toBe(0);
+  });
 
   const leftovers = (devices: string, obj: string) => [
     ...listFiles(join(devices, 'sdb', 'objects-1', String(PART), hash(obj).slice(-3), hash(obj))),
