@@ -61,9 +61,24 @@ export class HashesAhead {
     return this.now() - e.at <= this.maxAgeMs ? e.hashes : undefined;
   }
 
-  /** Whether a REPLICATE to this device may ask for more partitions (no other is on its way). */
+  /** Whether a REPLICATE to this device may ask for more partitions (no other is on its way, and there is room). */
   canBatch(node: ReplicateNode, policyIndex: number): boolean {
-    return this.held < this.maxHeldSuffixes && !this.plain.has(peerOf(node)) && !this.asking.has(deviceOf(node, policyIndex));
+    if (this.plain.has(peerOf(node)) || this.asking.has(deviceOf(node, policyIndex))) return false;
+    if (this.held >= this.maxHeldSuffixes) this.dropExpired();
+    return this.held < this.maxHeldSuffixes;
+  }
+
+  /** Forgets the answers too old to be used (those whose jobs never came, say). */
+  private dropExpired(): void {
+    const oldest = this.now() - this.maxAgeMs;
+    for (const [key, parts] of this.byDevice) {
+      for (const [p, e] of parts) {
+        if (e.at >= oldest) continue;
+        parts.delete(p);
+        this.held -= e.hashes.size;
+      }
+      if (!parts.size) this.byDevice.delete(key);
+    }
   }
 
   /** A batched REPLICATE for these partitions is now on its way to the device. */

@@ -207,6 +207,22 @@ describe('HashesAhead', () => {
     expect(a.canBatch(n1, 1)).toBe(true);
   });
 
+  it('makes room by forgetting the answers too old to be used', () => {
+    let now = 1000;
+    const a = new HashesAhead(60_000, () => now, 3);
+    a.startBatch(n1, 1, [12, 13]);
+    a.endBatch(n1, 1, 7, new Map([[12, B], [13, A]]), true);
+    expect(a.canBatch(n1c, 1)).toBe(false);
+    now += 60_001;
+    expect(a.canBatch(n1c, 1)).toBe(true);
+    expect(a.take(n1, 1, 12)).toBeUndefined();
+    // what is held since counts from nothing
+    a.startBatch(n1c, 1, [12]);
+    a.endBatch(n1c, 1, 7, new Map([[12, B]]), true);
+    expect(a.canBatch(n1, 1)).toBe(true);
+    expect(a.take(n1c, 1, 12)).toEqual(B);
+  });
+
   it('does not use an answer older than its age limit', () => {
     let now = 1000;
     const a = new HashesAhead(60_000, () => now);
