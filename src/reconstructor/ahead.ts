@@ -51,9 +51,19 @@ export class HashesAhead {
     this.asking.clear();
   }
 
-  /** The partner's hashes for the partition, if given ahead and young enough; each is used once. */
-  take(node: ReplicateNode, policyIndex: number, partition: number): Hashes | undefined {
-    const parts = this.byDevice.get(deviceOf(node, policyIndex));
+  /**
+   * The partner's hashes for the partition, if given ahead and young enough (once a batched
+   * REPLICATE on its way that asked for it has come back); each is used once.
+   */
+  async given(node: ReplicateNode, policyIndex: number, partition: number): Promise<Hashes | undefined> {
+    const key = deviceOf(node, policyIndex);
+    const coming = this.asking.get(key);
+    if (coming?.parts.has(partition)) await coming.done;
+    return this.take(key, partition);
+  }
+
+  private take(key: string, partition: number): Hashes | undefined {
+    const parts = this.byDevice.get(key);
     const e = parts?.get(partition);
     if (!e) return undefined;
     parts!.delete(partition);
@@ -88,21 +98,19 @@ export class HashesAhead {
     this.asking.set(deviceOf(node, policyIndex), { parts: new Set(parts), done, end });
   }
 
-  /** The answer a job may wait for: a batched REPLICATE on its way to the device that asked for its partition. */
-  coming(node: ReplicateNode, policyIndex: number, partition: number): Promise<void> | undefined {
-    const a = this.asking.get(deviceOf(node, policyIndex));
-    return a?.parts.has(partition) ? a.done : undefined;
-  }
-
-  /** What a batched REPLICATE brought back: the batch (without the job's own partition), or nothing (a plain answer). */
-  endBatch(node: ReplicateNode, policyIndex: number, own: number, batch: Map<number, Hashes> | undefined | null, answered: boolean): void {
+  /**
+   * What a batched REPLICATE brought back: the answers by partition (the job's own is left out),
+   * 'plain' when the peer answered for the path's partition only (Swift's), null when it gave
+   * no answer (an error, a timeout, a status other than 200).
+   */
+  endBatch(node: ReplicateNode, policyIndex: number, own: number, batch: Map<number, Hashes> | 'plain' | null): void {
     const key = deviceOf(node, policyIndex);
     const a = this.asking.get(key);
     this.asking.delete(key);
     // whoever waits takes what is there once this returns
     if (a) queueMicrotask(a.end);
-    if (!answered) return;
-    if (!batch) {
+    if (batch === null) return;
+    if (batch === 'plain') {
       this.plain.add(peerOf(node));
       return;
     }

@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { ECDriver, type ECType } from '../codec/index.js';
 import { HeldLog, rebuildFragmentArchive, RebuildFailed, type FragmentNode, type RebuiltArchive, type SourceCheck, type SourceFailure } from '../replication/fragment-fetcher.js';
 import { PeerPools } from '../replication/peers.js';
-import { REPLICATE_BATCH_MAX, replicate, ReplicateError, suffixDelta } from '../replication/replicate.js';
+import { REPLICATE_BATCH_MAX, replicate, ReplicateError, suffixDelta, type ReplicateResult } from '../replication/replicate.js';
 import { HashesAhead } from './ahead.js';
 import { ssyncSend, type ArchiveSource, type ObjectTimestamps } from '../replication/ssync-sender.js';
 import { diskFileCheck } from '../swift/archive-check.js';
@@ -268,7 +268,6 @@ export class ObjectReconstructor {
   async reconstruct(opts: PassOptions = {}): Promise<PassStats> {
     this.stats = newStats();
     this.lockedUp = false;
-    this.ahead.reset();
     for (const s of this.states.values()) {
       if (await s.ring.maybeReload().catch(() => false)) this.log.info(`Reloaded ring for policy ${s.policy.index}`);
     }
@@ -327,6 +326,7 @@ export class ObjectReconstructor {
     } finally {
       clearInterval(heartbeat);
       clearInterval(lockup);
+      // what was asked ahead is not carried into the next pass (a peer may be upgraded or replaced)
       this.passParts = [];
       this.ahead.reset();
       this.stats.end = Date.now() / 1000;
@@ -428,10 +428,7 @@ export class ObjectReconstructor {
   /** REPLICATE the partner (or a handoff standing in for it) and diff suffix hashes. */
   private async suffixesToSync(job: ReconstructionJob, part: PartInfo, partner: SyncTarget): Promise<{ suffixes: string[]; node: SyncTarget } | null> {
     const candidates = nodesForFrag(part.state.ring, job.policy, job.partition, partner, this.conf.rebuildHandoffNodeCount);
-    const policyIndex = job.policy.index;
-    const coming = this.ahead.coming(partner, policyIndex, job.partition);
-    if (coming) await coming;
-    const given = this.ahead.take(partner, policyIndex, job.partition);
+    const given = await this.ahead.given(partner, job.policy.index, job.partition);
     if (given && !suffixDelta(job.hashes, job.fragIndex!, given, partner.backendIndex).length) {
       this.stats.replicatesAhead++;
       this.stats.suffixCount += job.hashes.size;
@@ -445,18 +442,8 @@ export class ObjectReconstructor {
       if (next.done) break;
       node = next.value;
       attempts--;
-      // the partner itself (not a handoff standing in) is asked for the partitions ahead too
-      let more: number[] | null = null;
-      if (node === partner && this.ahead.canBatch(node, policyIndex)) {
-        more = this.partitionsAhead(partner, policyIndex, job.partition);
-        if (more.length) this.ahead.startBatch(node, policyIndex, more);
-        else more = null;
-      }
-      let answered = false;
       try {
-        const r = await replicate(this.pools, node, job.partition, policyIndex, undefined, more ?? undefined);
-        answered = r.status === 200;
-        if (more) this.ahead.endBatch(node, policyIndex, job.partition, r.batch, answered);
+        const r = await this.replicateAhead(node, partner, job);
         if (r.status === 507) {
           this.log.error(`${fullPath(node, job.partition, '', job.policy)} responded as unmounted`);
           this.stats.failures.unmounted++;
@@ -468,7 +455,6 @@ export class ObjectReconstructor {
           remote = r.hashes ?? null;
         }
       } catch (e) {
-        if (more && !answered) this.ahead.endBatch(node, policyIndex, job.partition, null, false);
         this.stats.failures.replicate++;
         if (/timeout/i.test((e as Error).message)) this.stats.failures.timeout++;
         this.log.error(`Unable to get remote suffix hashes from ${JSON.stringify(fullPath(node, job.partition, '', job.policy))}: ${e instanceof ReplicateError ? e.message : (e as Error).message}`);
@@ -486,6 +472,23 @@ export class ObjectReconstructor {
       this.stats.suffixCount += job.hashes.size;
     }
     return { suffixes, node };
+  }
+
+  /**
+   * REPLICATE of the job's partition to `node`. When `node` is the partner itself (not a handoff
+   * standing in for it), it is asked for the partitions ahead that have it as a partner too.
+   */
+  private async replicateAhead(node: SyncTarget, partner: SyncTarget, job: ReconstructionJob): Promise<ReplicateResult> {
+    const policyIndex = job.policy.index;
+    const more = node === partner && this.ahead.canBatch(node, policyIndex) ? this.partitionsAhead(partner, policyIndex, job.partition) : [];
+    if (!more.length) return replicate(this.pools, node, job.partition, policyIndex);
+    this.ahead.startBatch(node, policyIndex, more);
+    let r: ReplicateResult | undefined;
+    try {
+      return (r = await replicate(this.pools, node, job.partition, policyIndex, undefined, more));
+    } finally {
+      this.ahead.endBatch(node, policyIndex, job.partition, r?.status === 200 ? (r.batch ?? 'plain') : null);
+    }
   }
 
   /**

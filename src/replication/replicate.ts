@@ -29,10 +29,10 @@ export type ReplicateResult =
  * partition answered, the path's first: `<partition> <length>\n` and then that partition's
  * REPLICATE answer, byte for byte what a REPLICATE of its own would have returned. It may leave
  * any of the others out (fragmend's leaves out those it would have to hash whole); the caller
- * asks for those on their own. A server that does not
- * (Swift's) ignores the header, as it ignores any it does not know, and answers for the path's
- * partition alone: the caller then asks for each partition as usual. A pass with nothing to do
- * makes three REPLICATEs per partition; between fragmend nodes most become one per peer device.
+ * asks for those on their own. A server that does not know the header (Swift's) ignores it, as
+ * it ignores any it does not know, and answers for the path's partition alone: the caller then
+ * asks for each partition as usual. A pass with nothing to do makes three REPLICATEs per
+ * partition; between fragmend nodes most become one per peer device.
  */
 export const REPLICATE_BATCH_HEADER = 'X-Fragmend-Replicate-Batch';
 /** partitions one batched REPLICATE answers for at most (the path's among them) */
@@ -96,7 +96,6 @@ export class ReplicateError extends Error {
   }
 }
 
-/** A peer's suffix hashes; a non-200 status is returned (507 lets the caller try a handoff). */
 /**
  * A peer's suffix hashes; a non-200 status is returned (507 lets the caller try a handoff).
  * `more` asks for other partitions of the same device too (see REPLICATE_BATCH_HEADER).
@@ -109,27 +108,28 @@ export async function replicate(
   userAgent = `obj-reconstructor ${process.pid}`,
   more?: readonly number[],
 ): Promise<ReplicateResult> {
-  const where = `${node.replication_ip}:${node.replication_port}/${node.device}/${partition}`;
+  // named only in errors: a pass makes thousands of these
+  const where = () => `${node.replication_ip}:${node.replication_port}/${node.device}/${partition}`;
   const headers: Record<string, string> = { 'Content-Length': '0', 'User-Agent': userAgent, 'X-Backend-Storage-Policy-Index': String(policyIndex) };
-  if (more?.length) headers[REPLICATE_BATCH_HEADER] = more.slice(0, REPLICATE_BATCH_MAX - 1).join(',');
+  if (more?.length) headers[REPLICATE_BATCH_HEADER] = more.join(',');
   let res;
   try {
     res = await pools.exchange(node.replication_ip, node.replication_port, { method: 'REPLICATE', path: backendPath(node.device, partition), headers });
   } catch (e) {
-    throw new ReplicateError(`${where}: ${(e as Error).message}`);
+    throw new ReplicateError(`${where()}: ${(e as Error).message}`);
   }
   const body = res.body;
   if (res.statusCode !== 200) return { status: res.statusCode, body: body.subarray(0, 1024).toString('latin1') };
   if (more?.length && res.headers[REPLICATE_BATCH_HEADER.toLowerCase()] !== undefined) {
-    const batch = parseReplicateBatch(body, where);
+    const batch = parseReplicateBatch(body, where());
     const own = batch.get(Number(partition));
-    if (!own) throw new ReplicateError(`${where}: batched REPLICATE answer without the partition asked for`);
+    if (!own) throw new ReplicateError(`${where()}: batched REPLICATE answer without the partition asked for`);
     return { status: 200, hashes: own, batch };
   }
   try {
     return { status: 200, hashes: parseReplicatePickle(body) };
   } catch (e) {
-    throw new ReplicateError(`${where}: bad REPLICATE answer: ${(e as Error).message}`);
+    throw new ReplicateError(`${where()}: bad REPLICATE answer: ${(e as Error).message}`);
   }
 }
 

@@ -1735,13 +1735,13 @@ export class ObjectServer {
   private async replicate(path: string, policy: StoragePolicy, batch?: string | null): Promise<Reply> {
     const [device, partition, suffixParts] = this.splitPath(path, 2, 3, true) as [string, string, string | null];
     const devPath = await this.devPathOf(device);
-    if (!suffixParts) await this.sessionsEnded(`${device}/${policy.index}/${partition}`);
     if (suffixParts) {
       // skip_rehash: the suffixes are only marked for the next rehash; the answer is None.
       const partPath = this.manager.partPath(devPath, policy, partition);
       for (const s of suffixParts.split('-')) if (/^[0-9a-f]{3}$/.test(s)) await invalidateHash(join(partPath, s));
       return { status: 200, body: dumps(null, { protocol: 2 }), contentType: HTML };
     }
+    await this.sessionsEnded(`${device}/${policy.index}/${partition}`);
     const parts = batch ? replicateBatchParts(partition, batch) : null;
     if (!parts) return { status: 200, body: (await this.partitionHashes(devPath, policy, partition, false))!, contentType: HTML };
     // A fragmend peer's REPLICATE asking for more partitions of the device (see

@@ -2,47 +2,9 @@
 // connection, answers that must not be reused or cannot be trusted, and Swift's timeouts. The
 // peers here are plain sockets that answer with exactly the bytes a test wants; the exchange
 // with real Swift object servers is in the reconstructor's suites.
-import { createServer, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PeerPools, PeerProtocolError, PeerTimeout } from '../../src/replication/peers.js';
-
-interface Fake {
-  port: number;
-  connections: number;
-  requests: string[];
-  sockets: Set<Socket>;
-  close(): Promise<void>;
-}
-
-/** answer(sock, request, n) is called for each request head read off a connection */
-async function fake(answer: (sock: Socket, request: string, n: number) => void): Promise<Fake> {
-  const f = { port: 0, connections: 0, requests: [] as string[], sockets: new Set<Socket>() } as Fake;
-  const server: Server = createServer((sock) => {
-    f.connections++;
-    f.sockets.add(sock);
-    sock.on('close', () => f.sockets.delete(sock));
-    sock.on('error', () => undefined);
-    let text = '';
-    sock.on('data', (d) => {
-      text += d.toString('latin1');
-      let end: number;
-      while ((end = text.indexOf('\r\n\r\n')) >= 0) {
-        const req = text.slice(0, end);
-        text = text.slice(end + 4);
-        f.requests.push(req);
-        answer(sock, req, f.requests.length);
-      }
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  f.port = (server.address() as { port: number }).port;
-  f.close = () =>
-    new Promise<void>((r) => {
-      for (const s of f.sockets) s.destroy();
-      server.close(() => r());
-    });
-  return f;
-}
+import { fake, type Fake } from '../helpers/fake-peer.js';
 
 const ok = (body: string, extra = '') => `HTTP/1.1 200 OK\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${extra}\r\n${body}`;
 

@@ -3,9 +3,9 @@
 // given ahead. A real Swift object server ignoring the header, and fragmend's answering it
 // byte for byte as single REPLICATEs, are in test/server/object-server.test.ts; a pass using
 // it, in test/reconstructor/pass.test.ts.
-import { createServer, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { HashesAhead } from '../../src/reconstructor/ahead.js';
+import { fake, type Fake } from '../helpers/fake-peer.js';
 import { PeerPools } from '../../src/replication/peers.js';
 import { parseReplicateBatch, replicate, REPLICATE_BATCH_MAX, replicateBatchParts, ReplicateError } from '../../src/replication/replicate.js';
 import { replicatePickle, type SuffixHashes } from '../../src/swift/hashes.js';
@@ -63,32 +63,17 @@ describe('parseReplicateBatch (what a client reads)', () => {
 });
 
 describe('replicate() with more partitions', () => {
-  let server: Server | null = null;
+  const servers: Fake[] = [];
   const pools: PeerPools[] = [];
   afterEach(async () => {
     for (const p of pools.splice(0)) await p.close(100);
-    await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
-    server = null;
+    for (const f of servers.splice(0)) await f.close();
   });
-  /** a peer that answers each request with answer(request head) */
-  async function peer(answer: (head: string) => string | Buffer): Promise<{ port: number; heads: string[] }> {
-    const heads: string[] = [];
-    server = createServer((sock: Socket) => {
-      let text = '';
-      sock.on('error', () => undefined);
-      sock.on('data', (d) => {
-        text += d.toString('latin1');
-        let end: number;
-        while ((end = text.indexOf('\r\n\r\n')) >= 0) {
-          const head = text.slice(0, end);
-          text = text.slice(end + 4);
-          heads.push(head);
-          sock.write(answer(head));
-        }
-      });
-    });
-    await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r));
-    return { port: (server!.address() as { port: number }).port, heads };
+  /** a peer that answers each request with answer(request head); its request heads in `requests` */
+  async function peer(answer: (head: string) => string | Buffer): Promise<Fake> {
+    const f = await fake((sock, head) => sock.write(answer(head)));
+    servers.push(f);
+    return f;
   }
   const reply = (body: Buffer, extra = '') => Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n${extra}\r\n`), body]);
   const node = (port: number) => ({ replication_ip: '127.0.0.1', replication_port: port, device: 'sdb' });
@@ -101,8 +86,8 @@ describe('replicate() with more partitions', () => {
   it('asks with the header and reads a batched answer', async () => {
     const p = await peer(() => reply(Buffer.concat([piece(7, A), piece(12, B)]), 'X-Fragmend-Replicate-Batch: 2\r\n'));
     const r = await replicate(newPools(), node(p.port), 7, 1, 'test', [12]);
-    expect(p.heads[0]).toMatch(/^REPLICATE \/sdb\/7 HTTP\/1.1\r\n/);
-    expect(p.heads[0]).toMatch(/\r\nX-Fragmend-Replicate-Batch: 12(\r\n|$)/);
+    expect(p.requests[0]).toMatch(/^REPLICATE \/sdb\/7 HTTP\/1.1\r\n/);
+    expect(p.requests[0]).toMatch(/\r\nX-Fragmend-Replicate-Batch: 12(\r\n|$)/);
     expect(r.status).toBe(200);
     expect(r.hashes).toEqual(A);
     expect(r.batch?.get(12)).toEqual(B);
@@ -123,7 +108,7 @@ describe('replicate() with more partitions', () => {
   it('sends no header when there is nothing more to ask for', async () => {
     const p = await peer(() => reply(Buffer.from(replicatePickle(A))));
     await replicate(newPools(), node(p.port), 7, 1, 'test', []);
-    expect(p.heads[0]).not.toMatch(/X-Fragmend/i);
+    expect(p.requests[0]).not.toMatch(/X-Fragmend/i);
   });
 });
 
@@ -132,16 +117,16 @@ describe('HashesAhead', () => {
   const n1c = { replication_ip: '127.0.0.1', replication_port: 6200, device: 'sdc' };
   const swift = { replication_ip: '127.0.0.2', replication_port: 6200, device: 'sdb' };
 
-  it('keeps a batch by device and policy, without the asking job’s own partition; each answer is used once', () => {
+  it('keeps a batch by device and policy, without the asking job’s own partition; each answer is used once', async () => {
     const a = new HashesAhead();
     expect(a.canBatch(n1, 1)).toBe(true);
     a.startBatch(n1, 1, [12]);
-    a.endBatch(n1, 1, 7, new Map([[7, A], [12, B]]), true);
-    expect(a.take(n1, 1, 7)).toBeUndefined();
-    expect(a.take(n1, 2, 12)).toBeUndefined();
-    expect(a.take(n1c, 1, 12)).toBeUndefined();
-    expect(a.take(n1, 1, 12)).toEqual(B);
-    expect(a.take(n1, 1, 12)).toBeUndefined();
+    a.endBatch(n1, 1, 7, new Map([[7, A], [12, B]]));
+    expect(await a.given(n1, 1, 7)).toBeUndefined();
+    expect(await a.given(n1, 2, 12)).toBeUndefined();
+    expect(await a.given(n1c, 1, 12)).toBeUndefined();
+    expect(await a.given(n1, 1, 12)).toEqual(B);
+    expect(await a.given(n1, 1, 12)).toBeUndefined();
   });
 
   it('lets one batch at a time go to a device; a job whose partition it asked for waits for it', async () => {
@@ -149,16 +134,15 @@ describe('HashesAhead', () => {
     a.startBatch(n1, 1, [12, 13]);
     expect(a.canBatch(n1, 1)).toBe(false);
     expect(a.canBatch(n1c, 1)).toBe(true);
-    expect(a.coming(n1, 1, 14)).toBeUndefined();
-    expect(a.coming(n1c, 1, 12)).toBeUndefined();
-    const wait = a.coming(n1, 1, 12)!;
+    // a partition the batch did not ask for, or another device's, is not waited for
+    expect(await a.given(n1, 1, 14)).toBeUndefined();
+    expect(await a.given(n1c, 1, 12)).toBeUndefined();
     let got: unknown = 'not yet';
-    void wait.then(() => (got = a.take(n1, 1, 12)));
-    await Promise.resolve();
+    const wait = a.given(n1, 1, 12).then((h) => (got = h));
+    await new Promise((r) => setTimeout(r, 10));
     expect(got).toBe('not yet');
-    a.endBatch(n1, 1, 7, new Map([[7, A], [12, B], [13, A]]), true);
+    a.endBatch(n1, 1, 7, new Map([[7, A], [12, B], [13, A]]));
     await wait;
-    await Promise.resolve();
     expect(got).toEqual(B);
     expect(a.canBatch(n1, 1)).toBe(true);
   });
@@ -166,7 +150,7 @@ describe('HashesAhead', () => {
   it('asks a peer that answered plainly no more in this pass, and again after reset', () => {
     const a = new HashesAhead();
     a.startBatch(swift, 1, [12]);
-    a.endBatch(swift, 1, 7, undefined, true);
+    a.endBatch(swift, 1, 7, 'plain');
     expect(a.canBatch(swift, 1)).toBe(false);
     expect(a.canBatch({ ...swift, device: 'sdc' }, 1)).toBe(false);
     a.reset();
@@ -176,61 +160,61 @@ describe('HashesAhead', () => {
   it('a failed batch marks nothing, and lets its waiters go', async () => {
     const a = new HashesAhead();
     a.startBatch(n1, 1, [12]);
-    const wait = a.coming(n1, 1, 12)!;
-    a.endBatch(n1, 1, 7, null, false);
-    await wait;
-    expect(a.take(n1, 1, 12)).toBeUndefined();
+    const wait = a.given(n1, 1, 12);
+    a.endBatch(n1, 1, 7, null);
+    expect(await wait).toBeUndefined();
+    expect(await a.given(n1, 1, 12)).toBeUndefined();
     expect(a.canBatch(n1, 1)).toBe(true);
   });
 
   it('a reset lets the waiters of a batch still on its way go', async () => {
     const a = new HashesAhead();
     a.startBatch(n1, 1, [12]);
-    const wait = a.coming(n1, 1, 12)!;
+    const wait = a.given(n1, 1, 12);
     a.reset();
-    await wait;
+    expect(await wait).toBeUndefined();
     expect(a.canBatch(n1, 1)).toBe(true);
   });
 
-  it('asks for no batch while the answers held name too many suffixes', () => {
+  it('asks for no batch while the answers held name too many suffixes', async () => {
     const a = new HashesAhead(60_000, Date.now, 3);
     a.startBatch(n1, 1, [12, 13]);
-    a.endBatch(n1, 1, 7, new Map([[12, B], [13, A]]), true);
+    a.endBatch(n1, 1, 7, new Map([[12, B], [13, A]]));
     // B names two suffixes, A one: three held
     expect(a.canBatch(n1c, 1)).toBe(false);
-    expect(a.take(n1, 1, 13)).toEqual(A);
+    expect(await a.given(n1, 1, 13)).toEqual(A);
     expect(a.canBatch(n1c, 1)).toBe(true);
     a.startBatch(n1c, 1, [12]);
-    a.endBatch(n1c, 1, 7, new Map([[12, B]]), true);
+    a.endBatch(n1c, 1, 7, new Map([[12, B]]));
     expect(a.canBatch(n1, 1)).toBe(false);
     a.reset();
     expect(a.canBatch(n1, 1)).toBe(true);
   });
 
-  it('makes room by forgetting the answers too old to be used', () => {
+  it('makes room by forgetting the answers too old to be used', async () => {
     let now = 1000;
     const a = new HashesAhead(60_000, () => now, 3);
     a.startBatch(n1, 1, [12, 13]);
-    a.endBatch(n1, 1, 7, new Map([[12, B], [13, A]]), true);
+    a.endBatch(n1, 1, 7, new Map([[12, B], [13, A]]));
     expect(a.canBatch(n1c, 1)).toBe(false);
     now += 60_001;
     expect(a.canBatch(n1c, 1)).toBe(true);
-    expect(a.take(n1, 1, 12)).toBeUndefined();
+    expect(await a.given(n1, 1, 12)).toBeUndefined();
     // what is held since counts from nothing
     a.startBatch(n1c, 1, [12]);
-    a.endBatch(n1c, 1, 7, new Map([[12, B]]), true);
+    a.endBatch(n1c, 1, 7, new Map([[12, B]]));
     expect(a.canBatch(n1, 1)).toBe(true);
-    expect(a.take(n1c, 1, 12)).toEqual(B);
+    expect(await a.given(n1c, 1, 12)).toEqual(B);
   });
 
-  it('does not use an answer older than its age limit', () => {
+  it('does not use an answer older than its age limit', async () => {
     let now = 1000;
     const a = new HashesAhead(60_000, () => now);
     a.startBatch(n1, 1, [12, 13]);
-    a.endBatch(n1, 1, 7, new Map([[12, B], [13, A]]), true);
+    a.endBatch(n1, 1, 7, new Map([[12, B], [13, A]]));
     now += 60_000;
-    expect(a.take(n1, 1, 12)).toEqual(B);
+    expect(await a.given(n1, 1, 12)).toEqual(B);
     now += 1;
-    expect(a.take(n1, 1, 13)).toBeUndefined();
+    expect(await a.given(n1, 1, 13)).toBeUndefined();
   });
 });
