@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { ECDriver, type ECType } from '../codec/index.js';
 import { HeldLog, rebuildFragmentArchive, RebuildFailed, type FragmentNode, type RebuiltArchive, type SourceCheck, type SourceFailure } from '../replication/fragment-fetcher.js';
 import { PeerPools } from '../replication/peers.js';
-import { REPLICATE_BATCH_MAX, replicate, ReplicateError, suffixDelta, type ReplicateResult } from '../replication/replicate.js';
+import { REPLICATE_BATCH_MAX, replicate, ReplicateBatchError, ReplicateError, suffixDelta, type ReplicateResult } from '../replication/replicate.js';
 import { HashesAhead } from './ahead.js';
 import { ssyncSend, type ArchiveSource, type ObjectTimestamps } from '../replication/ssync-sender.js';
 import { diskFileCheck } from '../swift/archive-check.js';
@@ -476,7 +476,9 @@ export class ObjectReconstructor {
 
   /**
    * REPLICATE of the job's partition to `node`. When `node` is the partner itself (not a handoff
-   * standing in for it), it is asked for the partitions ahead that have it as a partner too.
+   * standing in for it), it is asked for the partitions ahead that have it as a partner too. A
+   * peer whose batched answer cannot be read is asked again for the job's partition alone, and
+   * for one partition at a time until the pass ends.
    */
   private async replicateAhead(node: SyncTarget, partner: SyncTarget, job: ReconstructionJob): Promise<ReplicateResult> {
     const policyIndex = job.policy.index;
@@ -484,11 +486,18 @@ export class ObjectReconstructor {
     if (!more.length) return replicate(this.pools, node, job.partition, policyIndex);
     this.ahead.startBatch(node, policyIndex, more);
     let r: ReplicateResult | undefined;
+    let unreadable = false;
     try {
       return (r = await replicate(this.pools, node, job.partition, policyIndex, undefined, more));
+    } catch (e) {
+      if (!(e instanceof ReplicateBatchError)) throw e;
+      // the peer answers, but not in the batch's framing: it is asked as Swift's servers are
+      unreadable = true;
+      this.log.warn(`${e.message}; asking it for one partition at a time for the rest of the pass`);
     } finally {
-      this.ahead.endBatch(node, policyIndex, job.partition, r?.status === 200 ? (r.batch ?? 'plain') : null);
+      this.ahead.endBatch(node, policyIndex, job.partition, unreadable || r?.status === 200 ? (r?.batch ?? 'plain') : null);
     }
+    return replicate(this.pools, node, job.partition, policyIndex);
   }
 
   /**

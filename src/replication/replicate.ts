@@ -69,20 +69,20 @@ export function replicateBatchParts(pathPartition: string, header: string): stri
   return out;
 }
 
-/** The pieces of a batched answer, by partition; a malformed body is a ReplicateError. */
+/** The pieces of a batched answer, by partition; a malformed body is a ReplicateBatchError. */
 export function parseReplicateBatch(body: Buffer, where: string): Map<number, Map<string, SuffixHashes | null>> {
   const out = new Map<number, Map<string, SuffixHashes | null>>();
   let at = 0;
   while (at < body.length) {
     const nl = body.indexOf(10, at);
-    if (nl < 0 || nl - at > 32) throw new ReplicateError(`${where}: bad batched REPLICATE answer at byte ${at}`);
+    if (nl < 0 || nl - at > 32) throw new ReplicateBatchError(`${where}: bad batched REPLICATE answer at byte ${at}`);
     const m = /^(0|[1-9][0-9]{0,9}) (0|[1-9][0-9]{0,8})$/.exec(body.toString('latin1', at, nl));
     const end = m ? nl + 1 + Number(m[2]) : -1;
-    if (!m || end > body.length) throw new ReplicateError(`${where}: bad batched REPLICATE answer at byte ${at}`);
+    if (!m || end > body.length) throw new ReplicateBatchError(`${where}: bad batched REPLICATE answer at byte ${at}`);
     try {
       out.set(Number(m[1]), parseReplicatePickle(body.subarray(nl + 1, end)));
     } catch (e) {
-      throw new ReplicateError(`${where}: bad batched REPLICATE answer for partition ${m[1]}: ${(e as Error).message}`);
+      throw new ReplicateBatchError(`${where}: bad batched REPLICATE answer for partition ${m[1]}: ${(e as Error).message}`);
     }
     at = end;
   }
@@ -93,6 +93,18 @@ export class ReplicateError extends Error {
   constructor(message: string) {
     super(message);
     this.name = 'ReplicateError';
+  }
+}
+
+/**
+ * A batched answer that cannot be read (its framing, a piece's pickle, the path's partition
+ * missing): the peer answered, but not as REPLICATE_BATCH_HEADER says. The caller may ask again
+ * for the path's partition alone.
+ */
+export class ReplicateBatchError extends ReplicateError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ReplicateBatchError';
   }
 }
 
@@ -123,7 +135,7 @@ export async function replicate(
   if (more?.length && res.headers[REPLICATE_BATCH_HEADER.toLowerCase()] !== undefined) {
     const batch = parseReplicateBatch(body, where());
     const own = batch.get(Number(partition));
-    if (!own) throw new ReplicateError(`${where()}: batched REPLICATE answer without the partition asked for`);
+    if (!own) throw new ReplicateBatchError(`${where()}: batched REPLICATE answer without the partition asked for`);
     return { status: 200, hashes: own, batch };
   }
   try {

@@ -38,14 +38,20 @@ async function pass(node: number) {
   }
 }
 
-/** REPLICATEs (without suffixes) the reconstructor sends, by device and partition, with the partitions each asked for more */
-function countReplicates() {
+type Exchange = PeerPools['exchange'];
+
+/**
+ * REPLICATEs (without suffixes) the reconstructor sends, by device and partition, with the
+ * partitions each asked for more; `alter` may change what a peer answered.
+ */
+function countReplicates(alter?: (req: Parameters<Exchange>[2], answer: Awaited<ReturnType<Exchange>>) => Awaited<ReturnType<Exchange>>) {
   const sent: Array<{ device: string; partition: number; more: string | undefined }> = [];
   const real = PeerPools.prototype.exchange;
-  vi.spyOn(PeerPools.prototype, 'exchange').mockImplementation(function (this: PeerPools, ip, port, req) {
+  vi.spyOn(PeerPools.prototype, 'exchange').mockImplementation(async function (this: PeerPools, ip, port, req) {
     const m = /^\/([^/]+)\/(\d+)$/.exec(req.path);
     if (req.method === 'REPLICATE' && m) sent.push({ device: m[1]!, partition: Number(m[2]), more: req.headers?.['X-Fragmend-Replicate-Batch'] });
-    return real.call(this, ip, port, req);
+    const answer = await real.call(this, ip, port, req);
+    return alter ? alter(req, answer) : answer;
   });
   return sent;
 }
@@ -110,6 +116,38 @@ describe('REPLICATE for the partitions ahead', () => {
     expect(stats.objectsRebuilt).toBe(2);
     expect(stats.replicatesAhead).toBeGreaterThan(0);
     expect(sent.length + stats.replicatesAhead).toBe(3 * jobs.size);
+  });
+
+  it('a partner whose batched answers cannot be read is asked one partition at a time, and no job fails', async () => {
+    const jobs = primaries(4);
+    const bad = cluster.nodes[7]!.devices[0]!;
+    const withBad = [...jobs.values()].filter((d) => d.includes(bad)).length;
+    expect(withBad).toBeGreaterThan(1);
+    // the device's server answers every batch with the header but a body that is not its framing
+    const sent = countReplicates((req, answer) =>
+      req.method === 'REPLICATE' && req.path.startsWith(`/${bad}/`) && req.headers?.['X-Fragmend-Replicate-Batch'] !== undefined ? { ...answer, body: Buffer.from('not a batch\n') } : answer,
+    );
+    const warned: string[] = [];
+    const conf = parseReconstructorConfig(await readConf(cluster.nodes[4]!.conf, 'object-reconstructor'), cluster.nodes[4]!.conf);
+    const log = pino({ level: 'warn' }, { write: (line: string) => void warned.push(JSON.parse(line).msg) });
+    const r = new ObjectReconstructor(conf, log);
+    await r.init();
+    let stats;
+    try {
+      stats = await r.runOnce();
+    } finally {
+      await r.close();
+    }
+    expect(stats.failures.replicate).toBe(0);
+    expect(stats.objectsRebuilt).toBe(0);
+    const toBad = sent.filter((s) => s.device === bad);
+    // one batch was tried, then each job with that partner asked for its own partition plainly
+    expect(toBad.filter((s) => s.more !== undefined).length).toBe(1);
+    expect(toBad.filter((s) => s.more === undefined).length).toBe(withBad);
+    expect(warned.filter((m) => /bad batched REPLICATE answer.*one partition at a time/.test(m)).length).toBe(1);
+    // the other partners still answered ahead
+    expect(stats.replicatesAhead).toBeGreaterThan(0);
+    expect(sent.length + stats.replicatesAhead).toBe(3 * jobs.size + 1);
   });
 
   it('a partner that is down costs its own jobs only, and the others still use answers given ahead', async () => {

@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { HashesAhead } from '../../src/reconstructor/ahead.js';
 import { fake, type Fake } from '../helpers/fake-peer.js';
 import { PeerPools } from '../../src/replication/peers.js';
-import { parseReplicateBatch, replicate, REPLICATE_BATCH_MAX, replicateBatchParts, ReplicateError } from '../../src/replication/replicate.js';
+import { parseReplicateBatch, replicate, REPLICATE_BATCH_MAX, replicateBatchParts, ReplicateBatchError } from '../../src/replication/replicate.js';
 import { replicatePickle, type SuffixHashes } from '../../src/swift/hashes.js';
 
 const hashes = (entries: Record<string, Record<string, string> | null>): Map<string, SuffixHashes | null> =>
@@ -57,7 +57,7 @@ describe('parseReplicateBatch (what a client reads)', () => {
       Buffer.concat([whole, Buffer.from('x')]),
       Buffer.from('7 '.padEnd(100, '1') + '\n'),
     ]) {
-      expect(() => parseReplicateBatch(bad, 'peer')).toThrow(ReplicateError);
+      expect(() => parseReplicateBatch(bad, 'peer')).toThrow(ReplicateBatchError);
     }
   });
 });
@@ -102,7 +102,9 @@ describe('replicate() with more partitions', () => {
 
   it('refuses a batched answer without the partition asked for', async () => {
     const p = await peer(() => reply(piece(12, B), 'X-Fragmend-Replicate-Batch: 1\r\n'));
-    await expect(replicate(newPools(), node(p.port), 7, 1, 'test', [12])).rejects.toThrow(/without the partition asked for/);
+    const e = await replicate(newPools(), node(p.port), 7, 1, 'test', [12]).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(ReplicateBatchError);
+    expect((e as Error).message).toMatch(/without the partition asked for/);
   });
 
   it('sends no header when there is nothing more to ask for', async () => {
