@@ -332,16 +332,34 @@ async function putObject(port: number, c: string, o: string, body: Buffer): Prom
   }
 }
 
-/** PUTs `size` keystream bytes without holding them in memory; returns their md5. */
-function putStreaming(port: number, c: string, o: string, size: number, seed: number): Promise<string> {
+/**
+ * PUTs `size` keystream bytes without holding them in memory; returns their md5. A PUT the proxy
+ * refuses (a 503 when its object servers are slow to take a large object's last bytes) is made
+ * again, twice at most: it sets up a measurement, it is not one.
+ */
+async function putStreaming(port: number, c: string, o: string, size: number, seed: number): Promise<string> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await putStreamingOnce(port, c, o, size, seed);
+    } catch (e) {
+      if (attempt >= 2) throw e;
+      note(`${(e as Error).message}; trying again`);
+    }
+  }
+}
+
+function putStreamingOnce(port: number, c: string, o: string, size: number, seed: number): Promise<string> {
   return new Promise((resolve, reject) => {
     const next = keystream(seed);
     const h = createHash('md5');
     const req = http.request(
       { host: '127.0.0.1', port, method: 'PUT', path: `/v1/${ACCOUNT}/${c}/${o}`, headers: { 'Content-Length': size }, agent: false },
       (res) => {
-        res.resume();
-        res.on('end', () => (res.statusCode === 201 ? resolve(h.digest('hex')) : reject(new Error(`PUT ${c}/${o}: ${res.statusCode}`))));
+        const answer: Buffer[] = [];
+        res.on('data', (d: Buffer) => answer.length < 16 && answer.push(d));
+        res.on('end', () =>
+          res.statusCode === 201 ? resolve(h.digest('hex')) : reject(new Error(`PUT ${c}/${o}: ${res.statusCode} ${Buffer.concat(answer).toString('utf8').slice(0, 200)}`)),
+        );
       },
     );
     req.on('error', reject);
