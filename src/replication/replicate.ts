@@ -28,8 +28,8 @@ export type ReplicateResult =
  * answers with the same header (the count of partitions answered) and a body of one piece per
  * partition answered, the path's first: `<partition> <length>\n` and then that partition's
  * REPLICATE answer, byte for byte what a REPLICATE of its own would have returned. It may leave
- * any of the others out (fragmend's leaves out those it would have to hash whole); the caller
- * asks for those on their own. A server that does not know the header (Swift's) ignores it, as
+ * any of the others out (fragmend's leaves out those it would have to hash whole once it has
+ * hashed for REPLICATE_BATCH_HASH_MS); the caller asks for those on their own. A server that does not know the header (Swift's) ignores it, as
  * it ignores any it does not know, and answers for the path's partition alone: the caller then
  * asks for each partition as usual. A pass with nothing to do makes three REPLICATEs per
  * partition; between fragmend nodes most become one per peer device.
@@ -42,6 +42,13 @@ export const REPLICATE_BATCH_MAX = 256;
  * what it has (ms), well inside a reconstructor's node_timeout (10 s by default).
  */
 export const REPLICATE_BATCH_BUDGET_MS = 1000;
+/**
+ * For how long (ms) a server answering a batched REPLICATE also hashes whole the other
+ * partitions that need it (no valid hashes.pkl, as in a cluster's first pass or after a disk is
+ * replaced), as their own REPLICATEs would; after that it answers only those it can from their
+ * hashes.pkl, so that one request's disk work stays within about what a few REPLICATEs make.
+ */
+export const REPLICATE_BATCH_HASH_MS = 200;
 /**
  * How many bytes of answers a server puts in a batched REPLICATE at most (the path's partition is
  * answered whatever its size): partitions holding many suffixes make large answers.

@@ -12,7 +12,7 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import { join } from 'node:path';
 import { pino, type DestinationStream, type Logger } from 'pino';
 import { BufferPool } from '../replication/buffer-pool.js';
-import { REPLICATE_BATCH_BUDGET_MS, REPLICATE_BATCH_HEADER, REPLICATE_BATCH_MAX_BYTES, replicateBatchParts } from '../replication/replicate.js';
+import { REPLICATE_BATCH_BUDGET_MS, REPLICATE_BATCH_HASH_MS, REPLICATE_BATCH_HEADER, REPLICATE_BATCH_MAX_BYTES, replicateBatchParts } from '../replication/replicate.js';
 import { OpenFile } from '../swift/afs.js';
 import { configTrueValue, ConfigError, OptionReader, readConf, type Conf } from '../swift/conf.js';
 import {
@@ -158,6 +158,11 @@ export interface ObjectServerOptions extends ProcessSettings {
   /** fragmend's own, not read from a conf: the most bytes of answers one batched REPLICATE carries. */
   replicateBatchMaxBytes: number;
   /**
+   * fragmend's own, not read from a conf: for how long (ms) a batched REPLICATE also hashes whole
+   * the other partitions that need it (REPLICATE_BATCH_HASH_MS).
+   */
+  replicateBatchHashMs: number;
+  /**
    * fragmend's own, not read from a conf: how long (ms) a REPLICATE of a partition waits for the
    * SSYNC sessions into that partition of the device that are under way when it comes.
    */
@@ -176,6 +181,7 @@ export const DEFAULT_OBJECT_SERVER_OPTIONS: ObjectServerOptions = {
   replicationConcurrency: 4,
   replicationConcurrencyPerDevice: 1,
   replicateBatchMaxBytes: REPLICATE_BATCH_MAX_BYTES,
+  replicateBatchHashMs: REPLICATE_BATCH_HASH_MS,
   replicateWaitMs: 2000,
   replicationLockTimeout: 15,
   replicationFailureThreshold: 100,
@@ -251,6 +257,7 @@ export function objectServerOptionsFromConf(conf: Conf, where = 'object-server')
     recon: null,
     ignoredFilters: [],
     replicateBatchMaxBytes: d.replicateBatchMaxBytes,
+    replicateBatchHashMs: d.replicateBatchHashMs,
     replicateWaitMs: d.replicateWaitMs,
   };
 }
@@ -1746,17 +1753,20 @@ export class ObjectServer {
     if (!parts) return { status: 200, body: (await this.partitionHashes(devPath, policy, partition, false))!, contentType: HTML };
     // A fragmend peer's REPLICATE asking for more partitions of the device (see
     // src/replication/replicate.ts): each one's answer as its own REPLICATE would be, framed.
-    // The others are answered only from what is cheap (a partition whose hashes.pkl is valid, or
-    // one not here), only for so long, and only up to so many bytes: a partition that needs
-    // hashing whole, or those left when the time or the room is up, are left out, and the peer
-    // asks for them one by one, each then paying for its own hashing as Swift's REPLICATE does.
+    // A partition that needs hashing whole (no valid hashes.pkl) is hashed as its own REPLICATE
+    // would hash it for the first replicateBatchHashMs; after that the others are answered only
+    // from what is cheap (a partition whose hashes.pkl is valid, or one not here). Only for so
+    // long and only up to so many bytes: what is left out is asked for one by one by the peer,
+    // each then paying for its own hashing as Swift's REPLICATE does.
     const pieces: Uint8Array[] = [];
-    const until = Date.now() + REPLICATE_BATCH_BUDGET_MS;
+    const start = Date.now();
+    const until = start + REPLICATE_BATCH_BUDGET_MS;
+    const hashUntil = start + this.options.replicateBatchHashMs;
     let answered = 0;
     let bytes = 0;
     for (const [i, p] of parts.entries()) {
       if (i > 0 && Date.now() > until) break;
-      const body = await this.partitionHashes(devPath, policy, p, i > 0);
+      const body = await this.partitionHashes(devPath, policy, p, i > 0 && Date.now() >= hashUntil);
       if (!body) continue;
       const head = Buffer.from(`${p} ${body.length}\n`, 'latin1');
       if (i > 0 && bytes + head.length + body.length > this.options.replicateBatchMaxBytes) break;

@@ -150,6 +150,25 @@ describe('REPLICATE for the partitions ahead', () => {
     expect(sent.length + stats.replicatesAhead).toBe(3 * jobs.size + 1);
   });
 
+  it("in a cluster's first pass (no hashes.pkl anywhere) the partners still answer ahead, hashing what they must", async () => {
+    const jobs = primaries(5);
+    for (const n of cluster.nodes) {
+      for (const dev of n.devices) {
+        const root = join(n.devicesRoot, dev, 'objects-1');
+        for (const part of existsSync(root) ? readdirSync(root) : []) rmSync(join(root, part, 'hashes.pkl'), { force: true });
+      }
+    }
+    const sent = countReplicates();
+    const stats = await pass(5);
+    expect(stats.failures.replicate).toBe(0);
+    expect(stats.objectsRebuilt).toBe(0);
+    expect(sent.length + stats.replicatesAhead).toBe(3 * jobs.size);
+    // one batched REPLICATE per partner device, more only where a batch ran out of time
+    const devices = new Set([...jobs.values()].flat());
+    expect(sent.length).toBeLessThanOrEqual(2 * devices.size);
+    expect(stats.replicatesAhead).toBeGreaterThan(2 * jobs.size);
+  });
+
   it('a partner that is down costs its own jobs only, and the others still use answers given ahead', async () => {
     const down = 6;
     await cluster.stop(down);

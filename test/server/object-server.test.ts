@@ -238,19 +238,32 @@ describe.runIf(enabled)('object server: GET/HEAD/PUT/POST/DELETE/REPLICATE as Sw
     for (const [p, bytes] of pieces) expect(bytes.equals((await request(ours.port, 'REPLICATE', `/sdb/${p}`, P1)).body)).toBe(true);
     expect(asJson(pieces[0]![1])).toEqual(asJson(plain.body));
     expect([...parseReplicateBatch(r.body, 'ours').keys()]).toEqual([PART, 6, 999]);
-    // a partition to hash whole (its hashes.pkl gone) is left out, and answered when asked alone
+    // a partition to hash whole (its hashes.pkl gone) is hashed as its own REPLICATE would hash it,
+    // for the batch's first replicateBatchHashMs; after that it is left out, and answered when
+    // asked alone
+    const opts = ours.server.options as { replicateBatchMaxBytes: number; replicateBatchHashMs: number };
     const pkl6 = join(ours.server.options.devices, 'sdb', 'objects-1', '6', 'hashes.pkl');
     const six = readFileSync(pkl6);
     rmSync(pkl6);
-    const without = await request(ours.port, 'REPLICATE', `/sdb/${PART}`, hdr);
-    expect(without.header('X-Fragmend-Replicate-Batch')).toBe('2');
-    expect([...parseReplicateBatch(without.body, 'ours').keys()]).toEqual([PART, 999]);
-    expect(existsSync(pkl6)).toBe(false);
-    expect((await request(ours.port, 'REPLICATE', '/sdb/6', P1)).body.equals(pieces[1]![1])).toBe(true);
+    const hashed = await request(ours.port, 'REPLICATE', `/sdb/${PART}`, hdr);
+    expect(hashed.header('X-Fragmend-Replicate-Batch')).toBe('3');
+    expect(parseReplicateBatch(hashed.body, 'ours').get(6)).toEqual(parseReplicatePickle(pieces[1]![1]));
     expect(readFileSync(pkl6).length).toBe(six.length);
-    expect([...parseReplicateBatch((await request(ours.port, 'REPLICATE', `/sdb/${PART}`, hdr)).body, 'ours').keys()]).toEqual([PART, 6, 999]);
+    rmSync(pkl6);
+    const hashFor = opts.replicateBatchHashMs;
+    try {
+      opts.replicateBatchHashMs = 0;
+      const without = await request(ours.port, 'REPLICATE', `/sdb/${PART}`, hdr);
+      expect(without.header('X-Fragmend-Replicate-Batch')).toBe('2');
+      expect([...parseReplicateBatch(without.body, 'ours').keys()]).toEqual([PART, 999]);
+      expect(existsSync(pkl6)).toBe(false);
+      expect((await request(ours.port, 'REPLICATE', '/sdb/6', P1)).body.equals(pieces[1]![1])).toBe(true);
+      expect(readFileSync(pkl6).length).toBe(six.length);
+      expect([...parseReplicateBatch((await request(ours.port, 'REPLICATE', `/sdb/${PART}`, hdr)).body, 'ours').keys()]).toEqual([PART, 6, 999]);
+    } finally {
+      opts.replicateBatchHashMs = hashFor;
+    }
     // no more than so many bytes of answers (the path's partition's whatever its size)
-    const opts = ours.server.options as { replicateBatchMaxBytes: number };
     const room = opts.replicateBatchMaxBytes;
     try {
       opts.replicateBatchMaxBytes = pieces[0]![1].length + 20 + pieces[1]![1].length;
