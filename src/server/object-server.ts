@@ -941,6 +941,9 @@ export interface ObjectServerInit extends Partial<ObjectServerOptions> {
   logDestination?: DestinationStream;
 }
 
+/** how long after an SSYNC session a partition is not hashed whole ahead of its job (ms) */
+const RECENT_SESSION_MS = 60_000;
+
 export class ObjectServer {
   readonly options: ObjectServerOptions;
   readonly log: Logger;
@@ -1705,6 +1708,12 @@ export class ObjectServer {
    * partition: how many, and the REPLICATEs waiting for them to end.
    */
   private readonly partSessions = new Map<string, { n: number; waiters: Array<() => void> }>();
+  /**
+   * When the last SSYNC session into a partition ended (by device, policy and partition), for
+   * those of the last RECENT_SESSION_MS: a batched REPLICATE does not hash them whole ahead of
+   * their jobs (their hashes are likely still changing, as on a device being restored).
+   */
+  private readonly recentSessions = new Map<string, number>();
 
   /** Counts a session in; the function returned counts it out. */
   private sessionStarted(key: string): () => void {
@@ -1713,10 +1722,29 @@ export class ObjectServer {
     s.n++;
     const sessions = s;
     return () => {
+      this.sessionEnded(key);
       if (--sessions.n > 0) return;
       this.partSessions.delete(key);
       for (const w of sessions.waiters.splice(0)) w();
     };
+  }
+
+  private sessionEnded(key: string): void {
+    const now = Date.now();
+    this.recentSessions.delete(key);
+    this.recentSessions.set(key, now);
+    // oldest first (each key is re-inserted at its end): forget those past the window
+    for (const [k, t] of this.recentSessions) {
+      if (now - t < RECENT_SESSION_MS) break;
+      this.recentSessions.delete(k);
+    }
+  }
+
+  /** Whether SSYNC sessions are pushing into the partition, or were in the last RECENT_SESSION_MS. */
+  private receivedLately(key: string): boolean {
+    if (this.partSessions.has(key)) return true;
+    const t = this.recentSessions.get(key);
+    return t !== undefined && Date.now() - t < RECENT_SESSION_MS;
   }
 
   /**
@@ -1754,10 +1782,11 @@ export class ObjectServer {
     // A fragmend peer's REPLICATE asking for more partitions of the device (see
     // src/replication/replicate.ts): each one's answer as its own REPLICATE would be, framed.
     // A partition that needs hashing whole (no valid hashes.pkl) is hashed as its own REPLICATE
-    // would hash it for the first replicateBatchHashMs; after that the others are answered only
-    // from what is cheap (a partition whose hashes.pkl is valid, or one not here). Only for so
-    // long and only up to so many bytes: what is left out is asked for one by one by the peer,
-    // each then paying for its own hashing as Swift's REPLICATE does.
+    // would hash it for the first replicateBatchHashMs, unless SSYNC sessions pushed into it
+    // lately; the others are answered only from what is cheap (a partition whose hashes.pkl is
+    // valid, or one not here). Only for so long and only up to so many bytes: what is left out is
+    // asked for one by one by the peer, each then paying for its own hashing as Swift's REPLICATE
+    // does.
     const pieces: Uint8Array[] = [];
     const start = Date.now();
     const until = start + REPLICATE_BATCH_BUDGET_MS;
@@ -1766,7 +1795,7 @@ export class ObjectServer {
     let bytes = 0;
     for (const [i, p] of parts.entries()) {
       if (i > 0 && Date.now() > until) break;
-      const body = await this.partitionHashes(devPath, policy, p, i > 0 && Date.now() >= hashUntil);
+      const body = await this.partitionHashes(devPath, policy, p, i > 0 && (Date.now() >= hashUntil || this.receivedLately(`${device}/${policy.index}/${p}`)));
       if (!body) continue;
       const head = Buffer.from(`${p} ${body.length}\n`, 'latin1');
       if (i > 0 && bytes + head.length + body.length > this.options.replicateBatchMaxBytes) break;

@@ -3,11 +3,12 @@
 // same bytes (chunk by chunk); where the sender breaks off mid-object, nothing it sent may be
 // left on disk, and the server must go on answering.
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { acquireLock } from '../../src/swift/locks.js';
 import { parseReplicatePickle } from '../../src/swift/hashes.js';
+import { parseReplicateBatch } from '../../src/replication/replicate.js';
 import type { ObjectServer } from '../../src/server/object-server.js';
 import { makeSandbox, request, SsyncSession, ssyncScript, startOurServer, startSwiftServer, swiftOps, type LogCapture, type Sandbox, type SwiftServer, realSwiftEnabled } from './harness.js';
 
@@ -284,6 +285,33 @@ describe.runIf(enabled)('SSYNC receiver: the same answers as Swift, and nothing 
     const r = await replicate;
     expect(r.status).toBe(200);
     expect(parseReplicatePickle(r.body).has(hash('during').slice(-3))).toBe(true);
+  });
+
+  it('a batched REPLICATE does not hash ahead a partition that SSYNC sessions pushed into lately', async () => {
+    // PART has just had sessions (above); OTHER gets an object by a plain PUT, and neither has a
+    // hashes.pkl: a batch hashes OTHER whole as its own REPLICATE would, and leaves PART out
+    const OTHER = PART + 5;
+    const put = await request(
+      ours.port,
+      'PUT',
+      `/sdb/${OTHER}/AUTH_test/c/elsewhere`,
+      { ...POLICY_HDR, 'Content-Length': String(body.length), 'Content-Type': 'text/plain', 'X-Timestamp': T(40), 'X-Object-Sysmeta-Ec-Frag-Index': String(FI), ETag: etag },
+      body,
+    );
+    expect(put.status).toBe(201);
+    const pkl = (p: number) => join(ours.server.options.devices, 'sdb', 'objects-1', String(p), 'hashes.pkl');
+    rmSync(pkl(PART), { force: true });
+    rmSync(pkl(OTHER), { force: true });
+    const r = await request(ours.port, 'REPLICATE', `/sdb/${PART + 1}`, { ...POLICY_HDR, 'X-Fragmend-Replicate-Batch': `${PART},${OTHER}` });
+    expect(r.status).toBe(200);
+    const got = parseReplicateBatch(r.body, 'ours');
+    expect([...got.keys()]).toEqual([PART + 1, OTHER]);
+    expect(got.get(OTHER)!.has(hash('elsewhere').slice(-3))).toBe(true);
+    expect(existsSync(pkl(OTHER))).toBe(true);
+    expect(existsSync(pkl(PART))).toBe(false);
+    // asked alone, PART is hashed whole as always
+    const alone = await request(ours.port, 'REPLICATE', `/sdb/${PART}`, POLICY_HDR);
+    expect(parseReplicatePickle(alone.body).has(hash('during').slice(-3))).toBe(true);
   });
 
   it('a session that lingers delays a REPLICATE of its partition by replicateWaitMs at most', async () => {
