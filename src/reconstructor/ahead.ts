@@ -71,6 +71,11 @@ export class HashesAhead {
     return this.now() - e.at <= this.maxAgeMs ? e.hashes : undefined;
   }
 
+  /** Whether an answer for the partition, given ahead by this device, is held (not yet taken by its job). */
+  holds(node: ReplicateNode, policyIndex: number, partition: number): boolean {
+    return !!this.byDevice.get(deviceOf(node, policyIndex))?.has(partition);
+  }
+
   /** Whether a REPLICATE to this device may ask for more partitions (no other is on its way, and there is room). */
   canBatch(node: ReplicateNode, policyIndex: number): boolean {
     if (this.plain.has(peerOf(node)) || this.asking.has(deviceOf(node, policyIndex))) return false;

@@ -502,9 +502,11 @@ export class ObjectReconstructor {
 
   /**
    * The partitions among the next ones of this pass whose sync job has `partner` among its
-   * partners (same policy), at most as many as one batched REPLICATE answers for. Only the next
-   * AHEAD_WINDOW partitions are looked at: answers are held until their jobs come, so each job
-   * holds at most its three partners' answers ahead.
+   * partners (same policy) and whose answer from that device is not held already, at most as
+   * many as one batched REPLICATE answers for. Only the next AHEAD_WINDOW partitions are looked
+   * at: answers are held until their jobs come, so each job holds at most its three partners'
+   * answers ahead. (A job that asks its partner afresh, having found a difference, would
+   * otherwise have the device read again the hashes of every partition it answered before.)
    */
   private partitionsAhead(partner: SyncTarget, policyIndex: number, current: number): number[] {
     const out: number[] = [];
@@ -513,7 +515,7 @@ export class ObjectReconstructor {
     const end = Math.min(parts.length, this.passAt + 1 + AHEAD_WINDOW);
     for (let i = this.passAt + 1; i < end && out.length < REPLICATE_BATCH_MAX - 1; i++) {
       const { state, localDev, partition } = parts[i]!;
-      if (state.policy.index !== policyIndex || seen.has(partition)) continue;
+      if (state.policy.index !== policyIndex || seen.has(partition) || this.ahead.holds(partner, policyIndex, partition)) continue;
       const partNodes = state.ring.getPartNodes(partition);
       const me = partNodes.find((n) => n.id === localDev.id);
       if (!me || !partners(me.index, partNodes).some((n) => n.id === partner.id)) continue;

@@ -116,6 +116,11 @@ describe('REPLICATE for the partitions ahead', () => {
     expect(stats.objectsRebuilt).toBe(2);
     expect(stats.replicatesAhead).toBeGreaterThan(0);
     expect(sent.length + stats.replicatesAhead).toBe(3 * jobs.size);
+    // the jobs that asked afresh did not have their partner read again the partitions it had
+    // answered ahead: no device was asked about a partition ahead twice in the pass
+    const ahead = new Map<string, number[]>();
+    for (const s of sent) if (s.more) (ahead.get(s.device) ?? ahead.set(s.device, []).get(s.device)!).push(...s.more.split(',').map(Number));
+    for (const [device, parts] of ahead) expect(new Set(parts).size, device).toBe(parts.length);
   });
 
   it('a partner whose batched answers cannot be read is asked one partition at a time, and no job fails', async () => {
