@@ -71,9 +71,9 @@ export class HashesAhead {
     return this.now() - e.at <= this.maxAgeMs ? e.hashes : undefined;
   }
 
-  /** Whether an answer for the partition, given ahead by this device, is held (not yet taken by its job). */
-  holds(node: ReplicateNode, policyIndex: number, partition: number): boolean {
-    return !!this.byDevice.get(deviceOf(node, policyIndex))?.has(partition);
+  /** The partitions whose answers this device gave ahead are held (not yet taken by their jobs). */
+  heldFrom(node: ReplicateNode, policyIndex: number): ReadonlyMap<number, unknown> | undefined {
+    return this.byDevice.get(deviceOf(node, policyIndex));
   }
 
   /** Whether a REPLICATE to this device may ask for more partitions (no other is on its way, and there is room). */

@@ -485,17 +485,19 @@ export class ObjectReconstructor {
     const more = node === partner && this.ahead.canBatch(node, policyIndex) ? this.partitionsAhead(partner, policyIndex, job.partition) : [];
     if (!more.length) return replicate(this.pools, node, job.partition, policyIndex);
     this.ahead.startBatch(node, policyIndex, more);
-    let r: ReplicateResult | undefined;
-    let unreadable = false;
+    // what the batch brought: its answers, 'plain' (one partition's answer only), or none
+    let brought: Parameters<HashesAhead['endBatch']>[3] = null;
     try {
-      return (r = await replicate(this.pools, node, job.partition, policyIndex, undefined, more));
+      const r = await replicate(this.pools, node, job.partition, policyIndex, undefined, more);
+      if (r.status === 200) brought = r.batch ?? 'plain';
+      return r;
     } catch (e) {
       if (!(e instanceof ReplicateBatchError)) throw e;
       // the peer answers, but not in the batch's framing: it is asked as Swift's servers are
-      unreadable = true;
+      brought = 'plain';
       this.log.warn(`${e.message}; asking it for one partition at a time for the rest of the pass`);
     } finally {
-      this.ahead.endBatch(node, policyIndex, job.partition, unreadable || r?.status === 200 ? (r?.batch ?? 'plain') : null);
+      this.ahead.endBatch(node, policyIndex, job.partition, brought);
     }
     return replicate(this.pools, node, job.partition, policyIndex);
   }
@@ -512,10 +514,11 @@ export class ObjectReconstructor {
     const out: number[] = [];
     const seen = new Set([current]);
     const parts = this.passParts;
+    const held = this.ahead.heldFrom(partner, policyIndex);
     const end = Math.min(parts.length, this.passAt + 1 + AHEAD_WINDOW);
     for (let i = this.passAt + 1; i < end && out.length < REPLICATE_BATCH_MAX - 1; i++) {
       const { state, localDev, partition } = parts[i]!;
-      if (state.policy.index !== policyIndex || seen.has(partition) || this.ahead.holds(partner, policyIndex, partition)) continue;
+      if (state.policy.index !== policyIndex || seen.has(partition) || held?.has(partition)) continue;
       const partNodes = state.ring.getPartNodes(partition);
       const me = partNodes.find((n) => n.id === localDev.id);
       if (!me || !partners(me.index, partNodes).some((n) => n.id === partner.id)) continue;

@@ -29,7 +29,8 @@ export type ReplicateResult =
  * partition answered, the path's first: `<partition> <length>\n` and then that partition's
  * REPLICATE answer, byte for byte what a REPLICATE of its own would have returned. It may leave
  * any of the others out (fragmend's leaves out those it would have to hash whole once it has
- * hashed for REPLICATE_BATCH_HASH_MS); the caller asks for those on their own. A server that does not know the header (Swift's) ignores it, as
+ * hashed for REPLICATE_BATCH_HASH_MS, or that SSYNC sessions pushed into lately); the caller
+ * asks for those on their own. A server that does not know the header (Swift's) ignores it, as
  * it ignores any it does not know, and answers for the path's partition alone: the caller then
  * asks for each partition as usual. A pass with nothing to do makes three REPLICATEs per
  * partition; between fragmend nodes most become one per peer device.

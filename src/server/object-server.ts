@@ -944,6 +944,9 @@ export interface ObjectServerInit extends Partial<ObjectServerOptions> {
 /** how long after an SSYNC session a partition is not hashed whole ahead of its job (ms) */
 const RECENT_SESSION_MS = 60_000;
 
+/** SSYNC sessions and the REPLICATEs that wait for them are matched by device, policy and partition. */
+const sessionKey = (device: string, policy: StoragePolicy, partition: string) => `${device}/${policy.index}/${partition}`;
+
 export class ObjectServer {
   readonly options: ObjectServerOptions;
   readonly log: Logger;
@@ -1722,14 +1725,15 @@ export class ObjectServer {
     s.n++;
     const sessions = s;
     return () => {
-      this.sessionEnded(key);
+      this.markRecent(key);
       if (--sessions.n > 0) return;
       this.partSessions.delete(key);
       for (const w of sessions.waiters.splice(0)) w();
     };
   }
 
-  private sessionEnded(key: string): void {
+  /** A session into the partition ended now (see recentSessions). */
+  private markRecent(key: string): void {
     const now = Date.now();
     this.recentSessions.delete(key);
     this.recentSessions.set(key, now);
@@ -1776,7 +1780,7 @@ export class ObjectServer {
       for (const s of suffixParts.split('-')) if (/^[0-9a-f]{3}$/.test(s)) await invalidateHash(join(partPath, s));
       return { status: 200, body: dumps(null, { protocol: 2 }), contentType: HTML };
     }
-    await this.sessionsEnded(`${device}/${policy.index}/${partition}`);
+    await this.sessionsEnded(sessionKey(device, policy, partition));
     const parts = batch ? replicateBatchParts(partition, batch) : null;
     if (!parts) return { status: 200, body: (await this.partitionHashes(devPath, policy, partition, false))!, contentType: HTML };
     // A fragmend peer's REPLICATE asking for more partitions of the device (see
@@ -1795,7 +1799,7 @@ export class ObjectServer {
     let bytes = 0;
     for (const [i, p] of parts.entries()) {
       if (i > 0 && Date.now() > until) break;
-      const body = await this.partitionHashes(devPath, policy, p, i > 0 && (Date.now() >= hashUntil || this.receivedLately(`${device}/${policy.index}/${p}`)));
+      const body = await this.partitionHashes(devPath, policy, p, i > 0 && (Date.now() >= hashUntil || this.receivedLately(sessionKey(device, policy, p))));
       if (!body) continue;
       const head = Buffer.from(`${p} ${body.length}\n`, 'latin1');
       if (i > 0 && bytes + head.length + body.length > this.options.replicateBatchMaxBytes) break;
@@ -1856,7 +1860,7 @@ export class ObjectServer {
       ['X-Backend-Accept-No-Commit', 'True'],
     ]);
     this.activeSessions++;
-    const done = this.sessionStarted(`${device}/${policy.index}/${partition}`);
+    const done = this.sessionStarted(sessionKey(device, policy, partition));
     const gen = receiver.run();
     try {
       for (;;) {
